@@ -1,0 +1,3 @@
+from gvmlit.cli import main
+
+main()

@@ -1,0 +1,215 @@
+"""The shared LightningModule: policy loading, the training step, KL to a reference, evaluation, logging.
+
+Algorithms (RAFT, RAFT++, GRPO, SFT) differ in two hooks only:
+
+- ``rollout_advantages(rewards, accepted, group_ids)`` — how the data module weighs each rollout and
+  which rollouts it keeps;
+- ``policy_loss(logprobs, batch)`` — the per-token loss (pure functions in :mod:`gvmlit.losses`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from gvmlit.errors import GvmlitError
+from gvmlit.forward import batch_logprobs
+from gvmlit.losses import AGGREGATIONS, aggregate, kl_k3, token_entropy
+from gvmlit.metrics import mean_at_k
+from gvmlit.policy import PolicyLoader, TinyCharPolicy
+
+log = logging.getLogger("gvmlit")
+
+
+class RolloutAlgorithm(LightningModule):
+    """Base of the policy-training modules.
+
+    Args:
+        policy: how to build the policy and tokenizer (``PretrainedPolicy`` or ``TinyCharPolicy``).
+        lr: AdamW learning rate (constant after warm-up, as in the paper).
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear learning-rate warm-up, in optimiser steps.
+        kl_coef: coefficient of the KL penalty to the frozen initial policy (0 = no reference model).
+        aggregation: how per-token losses become one number: ``token_mean`` (over the mini-batch),
+            ``seq_mean_token_mean`` or ``prompt_mean`` (see :func:`gvmlit.losses.aggregate`).
+    """
+
+    #: whether the data module must recompute π_old log-probs with the trainer's policy
+    needs_old_logprobs: bool = False
+
+    def __init__(
+        self,
+        policy: PolicyLoader | None = None,
+        lr: float = 1e-5,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        kl_coef: float = 0.0,
+        aggregation: str = "token_mean",
+    ) -> None:
+        super().__init__()
+        if aggregation not in AGGREGATIONS:
+            raise GvmlitError(f"model.aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
+        if kl_coef < 0:
+            raise GvmlitError(f"model.kl_coef must be ≥ 0, got {kl_coef}")
+        self.policy = policy if policy is not None else TinyCharPolicy()
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_steps = warmup_steps
+        self.kl_coef = kl_coef
+        self.aggregation = aggregation
+        self.model: torch.nn.Module | None = None
+        self.tokenizer = None
+        self._reference: list[torch.nn.Module] = []  # kept out of state_dict and parameters()
+
+    # ------------------------------------------------------------------ policy
+    def configure_model(self) -> None:
+        if self.model is not None:
+            return
+        self.model, self.tokenizer = self.policy.load()
+        if self.kl_coef > 0:
+            reference = copy.deepcopy(self.model).eval().requires_grad_(False)
+            self._reference = [reference]
+
+    @property
+    def use_chat_template(self) -> bool:
+        return self.policy.use_chat_template
+
+    @property
+    def reference(self) -> torch.nn.Module | None:
+        return self._reference[0] if self._reference else None
+
+    def on_fit_start(self) -> None:
+        if self.reference is not None:
+            self.reference.to(self.device)
+
+    # ------------------------------------------------------------------ algorithm hooks
+    def rollout_advantages(
+        self, rewards: torch.Tensor, accepted: torch.Tensor, group_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(advantages [B], keep [B]) for the epoch's rollouts."""
+        raise NotImplementedError
+
+    def policy_loss(self, logprobs: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-token loss [B, T] and extra per-token diagnostics to log (masked means)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logprobs, logits = batch_logprobs(self.model, batch)  # [B, T], [B, T, V]
+        mask = batch["response_mask"]
+        per_token, diagnostics = self.policy_loss(logprobs, batch)
+        if self.reference is not None:
+            with torch.no_grad():
+                ref_logprobs, _ = batch_logprobs(self.reference, batch)
+            kl = kl_k3(logprobs, ref_logprobs)
+            per_token = per_token + self.kl_coef * kl
+            diagnostics["kl"] = kl.detach()
+        loss = aggregate(per_token, mask, self.aggregation, batch["group_ids"])
+        with torch.no_grad():
+            diagnostics["entropy"] = token_entropy(logits.detach(), float(batch["temperature"]))
+            n_tokens = mask.sum().clamp(min=1)
+            logged = {f"train/{k}": (v.float() * mask).sum() / n_tokens for k, v in diagnostics.items()}
+        self.log("train/loss", loss, prog_bar=True, batch_size=mask.shape[0])
+        self.log_dict(logged, batch_size=mask.shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.warmup_steps <= 0:
+            return optimizer
+        warmup = self.warmup_steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        norms = [p.grad.detach().float().norm() for p in self.model.parameters() if p.grad is not None]
+        if norms:
+            total = torch.linalg.vector_norm(torch.stack(norms))
+            self.log("train/grad_norm", total)
+            if not torch.isfinite(total):
+                raise FloatingPointError(
+                    f"non-finite gradient norm ({float(total)}) at step {self.global_step}, epoch {self.current_epoch}"
+                )
+
+    # ------------------------------------------------------------------ epoch-level logging
+    def on_train_epoch_start(self) -> None:
+        datamodule = self.trainer.datamodule
+        metrics = dict(getattr(datamodule, "epoch_metrics", {}))
+        if metrics:
+            metrics["epoch"] = float(self.current_epoch)
+            for logger in self.loggers:
+                logger.log_metrics(metrics, step=self.global_step)
+            self._log_histograms(getattr(datamodule, "epoch_histograms", {}))
+
+    def _log_histograms(self, histograms: dict[str, np.ndarray]) -> None:
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                for name, values in histograms.items():
+                    values = np.asarray(values, dtype=np.float64)
+                    values = values[np.isfinite(values)]
+                    if values.size:
+                        logger.experiment.add_histogram(name, values, global_step=self.global_step)
+
+    def on_train_start(self) -> None:
+        """Evaluate the starting policy once, so every curve has its step-0 point."""
+        if self.global_step == 0 and self.trainer.val_dataloaders is not None and self.trainer.limit_val_batches != 0:
+            self._evaluation_start()
+            for batch in self.trainer.datamodule.val_dataloader():
+                self._evaluation_batch(batch)
+            self._evaluation_end()
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluation_start(self) -> None:
+        self._eval_greedy: list[np.ndarray] = []
+        self._eval_sampled: list[np.ndarray] = []
+
+    def _evaluation_batch(self, batch) -> None:
+        result = self.trainer.datamodule.evaluate(batch)
+        self._eval_greedy.append(result["greedy"])
+        if "sampled" in result:
+            self._eval_sampled.append(result["sampled"])
+
+    def _evaluation_end(self) -> dict[str, float]:
+        if not self._eval_greedy:
+            return {}
+        greedy = np.concatenate(self._eval_greedy)
+        metrics = {"val/accuracy": float(greedy.mean())}
+        if self._eval_sampled:
+            sampled = np.concatenate(self._eval_sampled)
+            metrics[f"val/mean@{sampled.shape[1]}"] = mean_at_k(sampled)
+        datamodule = self.trainer.datamodule
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.global_step)
+            samples = getattr(datamodule, "samples_generated", None)
+            if samples is not None:
+                logger.log_metrics({f"{k}_vs_samples": v for k, v in metrics.items()}, step=int(samples))
+        log.info(
+            "validation at step %d: %s",
+            self.global_step,
+            ", ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in metrics.items()),
+        )
+        self.last_validation = metrics
+        return metrics
+
+    def on_validation_epoch_start(self) -> None:
+        self._evaluation_start()
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluation_batch(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self._evaluation_end()
+        for name, value in metrics.items():
+            # through self.log too, so checkpoint callbacks can monitor val/accuracy
+            self.log(name, value, logger=False, prog_bar=name == "val/accuracy")
+
+    on_test_epoch_start = on_validation_epoch_start
+    test_step = validation_step
+    on_test_epoch_end = on_validation_epoch_end
+

@@ -1,0 +1,17 @@
+"""UniformAllocator: vanilla RAFT / GRPO — every prompt gets the same number of samples."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gvmlit.allocation.base import BudgetAllocator, PromptStats
+from gvmlit.allocation.rules import round_to_budget
+
+
+class UniformAllocator(BudgetAllocator):
+    """n_i = N / n for every prompt (the remainder, if any, to the first prompts). Spends no pilot samples."""
+
+    def allocate(self, stats: PromptStats, budget: int) -> np.ndarray:
+        if not stats.uids:
+            return np.zeros(0, dtype=np.int64)
+        return round_to_budget(np.ones(len(stats.uids)), budget)

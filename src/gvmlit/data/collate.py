@@ -1,0 +1,68 @@
+"""Rollout records and the padding collate that turns them into training batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Rollout:
+    """One training sequence: prompt, response and what the loss needs about it.
+
+    Attributes:
+        prompt_ids, response_ids: token ids.
+        reward: verifier reward in [0, 1].
+        advantage: RAFT's 1[accepted], GRPO's group advantage, or 1 for SFT demonstrations.
+        group: index of the prompt within the epoch (GRPO group id, per-prompt aggregation).
+        sampler_logprobs: log-probs the sampler reported for ``response_ids``.
+        old_logprobs: log-probs recomputed by the trainer's policy before the first update (π_old).
+    """
+
+    prompt_ids: list[int]
+    response_ids: list[int]
+    reward: float
+    advantage: float
+    group: int
+    sampler_logprobs: list[float] | None = None
+    old_logprobs: list[float] | None = None
+
+
+def collate_rollouts(items: list[Rollout], pad_id: int, temperature: float = 1.0) -> dict[str, torch.Tensor]:
+    """Right-pad prompt+response into one batch.
+
+    Returns tensors (L = longest prompt+response in the batch):
+        input_ids, attention_mask: [B, L]
+        response_mask, old_logprobs, sampler_logprobs: [B, L-1], aligned with the targets input_ids[:, 1:]
+        advantages, rewards, group_ids: [B]
+        temperature: scalar, the sampling temperature log-probs are computed at.
+    """
+    width = max(len(r.prompt_ids) + len(r.response_ids) for r in items)
+    batch = len(items)
+    input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((batch, width), dtype=torch.long)
+    response_mask = torch.zeros((batch, width - 1), dtype=torch.bool)
+    old_logprobs = torch.zeros((batch, width - 1), dtype=torch.float32)
+    sampler_logprobs = torch.zeros((batch, width - 1), dtype=torch.float32)
+    for row, item in enumerate(items):
+        p, r = len(item.prompt_ids), len(item.response_ids)
+        input_ids[row, : p + r] = torch.tensor(item.prompt_ids + item.response_ids, dtype=torch.long)
+        attention_mask[row, : p + r] = 1
+        # target position t predicts input token t+1: the response occupies targets p-1 … p+r-2
+        response_mask[row, p - 1 : p + r - 1] = True
+        if item.old_logprobs is not None:
+            old_logprobs[row, p - 1 : p + r - 1] = torch.tensor(item.old_logprobs)
+        if item.sampler_logprobs is not None:
+            sampler_logprobs[row, p - 1 : p + r - 1] = torch.tensor(item.sampler_logprobs)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "response_mask": response_mask,
+        "old_logprobs": old_logprobs,
+        "sampler_logprobs": sampler_logprobs,
+        "advantages": torch.tensor([r.advantage for r in items], dtype=torch.float32),
+        "rewards": torch.tensor([r.reward for r in items], dtype=torch.float32),
+        "group_ids": torch.tensor([r.group for r in items], dtype=torch.long),
+        "temperature": torch.tensor(float(temperature)),
+    }

@@ -1,0 +1,379 @@
+"""RolloutDataModule: every epoch, allocate → sample → verify → weight, from the live policy.
+
+One epoch of training is one iteration of the EM loop (method.md §1, §3):
+
+    prompts of the epoch → allocator.estimate (pilot samples, optional) → allocator.allocate → n_i
+    → sampler.generate([(prompt, n_i)]) → verifier.score → module.rollout_advantages → DataLoader
+
+The dataset is rebuilt at the start of every epoch (the CLI sets ``reload_dataloaders_every_n_epochs=1``)
+from the model being trained. Every generated sample and token is counted, pilot samples included.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Sampler as IndexSampler
+
+from gvmlit.allocation.base import BudgetAllocator, PromptStats, ScoredCompletion
+from gvmlit.allocation.uniform import UniformAllocator
+from gvmlit.data.arithmetic import ArithmeticTask
+from gvmlit.data.collate import Rollout, collate_rollouts
+from gvmlit.data.records import PromptRecord
+from gvmlit.data.sources import PromptSource
+from gvmlit.errors import GvmlitError
+from gvmlit.forward import batch_logprobs
+from gvmlit.metrics import acceptance_rates
+from gvmlit.policy import max_model_length
+from gvmlit.sampling.base import Sampler
+from gvmlit.sampling.hf import HFSampler
+from gvmlit.verifiers.arithmetic import ArithmeticVerifier
+from gvmlit.verifiers.base import Verifier
+
+log = logging.getLogger("gvmlit")
+
+#: purposes generated samples are counted under
+PURPOSES = ("pilot", "train", "eval")
+
+
+class RepeatedShuffle(IndexSampler):
+    """Indices of ``size`` items, shuffled, repeated ``passes`` times (several updates per rollout batch)."""
+
+    def __init__(self, size: int, passes: int, seed: int) -> None:
+        self.size, self.passes, self.seed = size, passes, seed
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        for _ in range(self.passes):
+            yield from rng.permutation(self.size).tolist()
+
+    def __len__(self) -> int:
+        return self.size * self.passes
+
+
+class RolloutDataModule(LightningDataModule):
+    """Builds the weighted rollout dataset of each epoch from the live policy.
+
+    Args:
+        source: where problems and answers come from (default: the built-in ArithmeticTask).
+        sampler: draws completions (default: HFSampler).
+        verifier: scores completions (default: ArithmeticVerifier).
+        allocator: decides n_i per prompt (default: UniformAllocator).
+        prompts_per_epoch: prompts taken from the training split each epoch (the iteration's prompt set).
+        samples_per_prompt: average samples per prompt; the epoch's budget is N = this × prompts_per_epoch.
+        batch_size: rollouts per optimiser step (mini-batch).
+        update_epochs: passes over each epoch's rollouts (several optimiser steps per rollout batch).
+        prompt_template: Python format string applied to each problem (``{problem}``).
+        system_prompt: system message, used when the policy applies a chat template.
+        acceptance_threshold: a completion is accepted when its reward is at least this.
+        overlong_prompts: prompts too long for the model with ``max_new_tokens``: ``error`` or ``skip`` (counted).
+        val_size: held-out prompts evaluated each epoch (None = the whole validation split).
+        val_samples: k, sampled completions per validation prompt for mean@k (0 = greedy only).
+        val_batch_size: validation prompts per batch.
+        seed: seed of the prompt order.
+    """
+
+    def __init__(
+        self,
+        source: PromptSource | None = None,
+        sampler: Sampler | None = None,
+        verifier: Verifier | None = None,
+        allocator: BudgetAllocator | None = None,
+        prompts_per_epoch: int = 64,
+        samples_per_prompt: int = 8,
+        batch_size: int = 64,
+        update_epochs: int = 1,
+        prompt_template: str = "{problem}",
+        system_prompt: str | None = None,
+        acceptance_threshold: float = 1.0,
+        overlong_prompts: Literal["error", "skip"] = "error",
+        val_size: int | None = None,
+        val_samples: int = 4,
+        val_batch_size: int = 64,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if "{problem}" not in prompt_template:
+            raise GvmlitError(f"data.prompt_template must contain '{{problem}}', got {prompt_template!r}")
+        if overlong_prompts not in ("error", "skip"):
+            raise GvmlitError(f"data.overlong_prompts must be 'error' or 'skip', got {overlong_prompts!r}")
+        self.source = source if source is not None else ArithmeticTask()
+        self.sampler = sampler if sampler is not None else HFSampler()
+        self.verifier = verifier if verifier is not None else ArithmeticVerifier()
+        self.allocator = allocator if allocator is not None else UniformAllocator()
+        self.prompts_per_epoch = prompts_per_epoch
+        self.samples_per_prompt = samples_per_prompt
+        self.batch_size = batch_size
+        self.update_epochs = update_epochs
+        self.prompt_template = prompt_template
+        self.system_prompt = system_prompt
+        self.acceptance_threshold = acceptance_threshold
+        self.overlong_prompts = overlong_prompts
+        self.val_size = val_size
+        self.val_samples = val_samples
+        self.val_batch_size = val_batch_size
+        self.seed = seed
+        #: cumulative generated samples and tokens by purpose (pilot, train, eval)
+        self.counters: dict[str, int] = {f"{p}_{u}": 0 for p in PURPOSES for u in ("samples", "tokens")}
+        #: scalars and histograms describing the last rollout, logged by the LightningModule
+        self.epoch_metrics: dict[str, float] = {}
+        self.epoch_histograms: dict[str, np.ndarray] = {}
+        self._prompt_ids: dict[str, list[int]] = {}
+        self._train: list[PromptRecord] | None = None
+        self.skipped_prompts = 0
+
+    # ------------------------------------------------------------------ policy access
+    @property
+    def module(self):
+        if self.trainer is None or self.trainer.lightning_module is None:
+            raise RuntimeError("the RolloutDataModule needs a Trainer with a policy module attached")
+        return self.trainer.lightning_module
+
+    def _policy(self):
+        module = self.module
+        return module.model, module.tokenizer, module.use_chat_template
+
+    # ------------------------------------------------------------------ prompts
+    def format_prompt(self, record: PromptRecord, tokenizer, use_chat_template: bool) -> list[int]:
+        text = self.prompt_template.format(problem=record.problem)
+        if use_chat_template:
+            messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else []) + [
+                {"role": "user", "content": text}
+            ]
+            text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            return tokenizer(text, add_special_tokens=False)["input_ids"]
+        return tokenizer(text)["input_ids"]
+
+    def prompt_ids(self, record: PromptRecord) -> list[int]:
+        if record.uid not in self._prompt_ids:
+            _, tokenizer, chat = self._policy()
+            self._prompt_ids[record.uid] = self.format_prompt(record, tokenizer, chat)
+        return self._prompt_ids[record.uid]
+
+    def _fits(self, record: PromptRecord, limit: int) -> bool:
+        length = len(self.prompt_ids(record))
+        if length + self.sampler.max_new_tokens <= limit:
+            return True
+        if self.overlong_prompts == "error":
+            where = record.meta.get("source", record.uid)
+            raise GvmlitError(
+                f"prompt {where} has {length} tokens; with max_new_tokens={self.sampler.max_new_tokens} it exceeds "
+                f"the model's maximum length {limit} (set data.overlong_prompts=skip to drop such prompts)"
+            )
+        return False
+
+    def train_records(self) -> list[PromptRecord]:
+        if self._train is None:
+            limit = max_model_length(self.module.model)
+            records = self.source.records("train")
+            if not records:
+                raise GvmlitError("the prompt source has no training prompts")
+            kept = [r for r in records if self._fits(r, limit)]
+            self.skipped_prompts = len(records) - len(kept)
+            if self.skipped_prompts:
+                log.warning("skipped %d of %d training prompts longer than the limit", self.skipped_prompts, len(records))
+            if len(kept) < self.prompts_per_epoch:
+                raise GvmlitError(
+                    f"data.prompts_per_epoch={self.prompts_per_epoch} but only {len(kept)} training prompts are usable"
+                )
+            self._train = kept
+        return self._train
+
+    def epoch_prompts(self, epoch: int) -> list[PromptRecord]:
+        """The prompts of ``epoch``: consecutive slices of seeded permutations of the training split."""
+        records = self.train_records()
+        n, chosen = len(records), []
+        for g in range(epoch * self.prompts_per_epoch, (epoch + 1) * self.prompts_per_epoch):
+            order = np.random.default_rng([self.seed, g // n]).permutation(n)
+            chosen.append(records[order[g % n]])
+        return chosen
+
+    # ------------------------------------------------------------------ the RolloutEngine protocol
+    def is_accepted(self, reward: float) -> bool:
+        return reward >= self.acceptance_threshold
+
+    def sample(
+        self,
+        prompts: Sequence[PromptRecord],
+        num_samples: Sequence[int],
+        purpose: str,
+        greedy: bool = False,
+    ) -> list[list[ScoredCompletion]]:
+        """Sample and verify ``num_samples[i]`` completions of ``prompts[i]``, counted under ``purpose``."""
+        if purpose not in PURPOSES:
+            raise ValueError(f"purpose must be one of {PURPOSES}")
+        policy, tokenizer, _ = self._policy()
+        before = (self.sampler.samples_generated, self.sampler.tokens_generated)
+        groups = self.sampler.generate(
+            policy, tokenizer, [self.prompt_ids(p) for p in prompts], num_samples, greedy=greedy, desc=f"{purpose}: sampling"
+        )
+        self.counters[f"{purpose}_samples"] += self.sampler.samples_generated - before[0]
+        self.counters[f"{purpose}_tokens"] += self.sampler.tokens_generated - before[1]
+        texts = [c.text for group in groups for c in group]
+        references = [p.answer for p, group in zip(prompts, groups) for _ in group]
+        rewards = iter(self.verifier.score(texts, references, desc=f"{purpose}: verifying"))
+        return [
+            [ScoredCompletion(c.token_ids, c.text, c.logprobs, c.finish_reason, next(rewards)) for c in group]
+            for group in groups
+        ]
+
+    def grad_norms(self, prompts, completions):
+        from gvmlit.allocation.gradnorm import per_sample_grad_norms
+
+        return per_sample_grad_norms(self.module, [self.prompt_ids(p) for p in prompts], completions)
+
+    # ------------------------------------------------------------------ the epoch's rollouts
+    @property
+    def samples_generated(self) -> int:
+        """Training-side generated samples so far (pilot + train), the x-axis of sample efficiency."""
+        return self.counters["pilot_samples"] + self.counters["train_samples"]
+
+    @property
+    def tokens_generated(self) -> int:
+        return self.counters["pilot_tokens"] + self.counters["train_tokens"]
+
+    def train_dataloader(self) -> DataLoader:
+        epoch = self.trainer.current_epoch
+        module = self.module
+        prompts = self.epoch_prompts(epoch)
+        budget = self.samples_per_prompt * len(prompts)
+        counted_before = (self.samples_generated, self.tokens_generated, self.counters["pilot_samples"])
+
+        start = time.perf_counter()
+        stats = self.allocator.estimate(prompts, self)
+        estimate_seconds = time.perf_counter() - start
+        allocation = np.asarray(self.allocator.allocate(stats, budget), dtype=np.int64)
+        if allocation.shape != (len(prompts),) or allocation.sum() != budget or (allocation < 0).any():
+            raise RuntimeError(
+                f"{type(self.allocator).__name__} returned an invalid allocation (sum {allocation.sum()}, budget {budget})"
+            )
+        groups = self.sample(prompts, allocation.tolist(), purpose="train")
+        if stats.pilot is not None:  # allocators that keep their pilot samples for training
+            groups = [list(pilot) + list(group) for pilot, group in zip(stats.pilot, groups)]
+        rollouts, metrics = self._weigh(prompts, groups, module)
+        rollout_seconds = time.perf_counter() - start
+
+        accepted = np.array([sum(self.is_accepted(c.reward) for c in g) for g in groups])
+        sizes = np.array([len(g) for g in groups])
+        rates = acceptance_rates(accepted, sizes)
+        sampled = sizes > 0
+        lengths = [len(c.token_ids) for g in groups for c in g]
+        self.epoch_metrics = {
+            "rollout/acceptance_rate": float(np.nanmean(rates)) if sampled.any() else 0.0,
+            "rollout/reward": float(np.mean([c.reward for g in groups for c in g])) if lengths else 0.0,
+            "rollout/prompts_all_accepted": float(np.mean(rates[sampled] == 1.0)) if sampled.any() else 0.0,
+            "rollout/prompts_none_accepted": float(np.mean(rates[sampled] == 0.0)) if sampled.any() else 0.0,
+            "rollout/prompts_without_samples": float(np.mean(~sampled)),
+            "rollout/samples": float(sizes.sum()),
+            "rollout/accepted": float(accepted.sum()),
+            "rollout/response_length": float(np.mean(lengths)) if lengths else 0.0,
+            "rollout/truncated": float(np.mean([c.finish_reason == "length" for g in groups for c in g])) if lengths else 0.0,
+            "budget/samples_generated": float(self.samples_generated),
+            "budget/tokens_generated": float(self.tokens_generated),
+            "budget/pilot_samples": float(self.counters["pilot_samples"]),
+            "budget/epoch_samples": float(self.samples_generated - counted_before[0]),
+            "budget/epoch_tokens": float(self.tokens_generated - counted_before[1]),
+            "budget/epoch_pilot_samples": float(self.counters["pilot_samples"] - counted_before[2]),
+            "time/estimate_seconds": estimate_seconds,
+            "time/rollout_seconds": rollout_seconds,
+            **metrics,
+        }
+        self.epoch_histograms = {"rollout/acceptance_rate_per_prompt": rates[sampled], "rollout/samples_per_prompt": allocation}
+        if stats.acceptance_rate is not None:
+            self.epoch_histograms["allocation/estimated_acceptance_rate"] = np.asarray(stats.acceptance_rate)
+        self.last_stats, self.last_allocation = stats, allocation
+        log.info(
+            "epoch %d: %d prompts, %d samples (%d pilot), acceptance %.3f, %d rollouts to train on, %.1fs",
+            epoch, len(prompts), self.samples_generated - counted_before[0],
+            self.counters["pilot_samples"] - counted_before[2], self.epoch_metrics["rollout/acceptance_rate"],
+            len(rollouts), rollout_seconds,
+        )  # fmt: skip
+        return self._loader(rollouts, seed=self.seed * 100_003 + epoch)
+
+    def _weigh(self, prompts, groups, module) -> tuple[list[Rollout], dict[str, float]]:
+        """Advantages from the algorithm, π_old from the trainer's policy (when the loss needs it)."""
+        flat = [(i, c) for i, g in enumerate(groups) for c in g]
+        if not flat:
+            return [], {"rollout/kept": 0.0}
+        rewards = torch.tensor([c.reward for _, c in flat], dtype=torch.float32)
+        accepted = torch.tensor([self.is_accepted(c.reward) for _, c in flat])
+        group_ids = torch.tensor([i for i, _ in flat])
+        advantages, keep = module.rollout_advantages(rewards, accepted, group_ids)
+        rollouts = [
+            Rollout(self.prompt_ids(prompts[i]), c.token_ids, c.reward, float(a), i, c.logprobs)
+            for (i, c), a, k in zip(flat, advantages.tolist(), keep.tolist())
+            if k and c.token_ids
+        ]
+        metrics = {"rollout/kept": float(len(rollouts)), "rollout/kept_fraction": len(rollouts) / len(flat)}
+        if rollouts and module.needs_old_logprobs:
+            metrics["rollout/sampler_trainer_logprob_diff"] = self._recompute_old_logprobs(rollouts, module.model)
+        return rollouts, metrics
+
+    @torch.no_grad()
+    def _recompute_old_logprobs(self, rollouts: list[Rollout], model) -> float:
+        """π_old = the trainer's policy before the first update; returns mean |sampler − trainer| log-prob."""
+        device = next(model.parameters()).device
+        pad = self.module.tokenizer.pad_token_id
+        total_diff, total_tokens = 0.0, 0
+        for start in range(0, len(rollouts), self.batch_size):
+            chunk = rollouts[start : start + self.batch_size]
+            batch = collate_rollouts(chunk, pad, self.sampler.temperature)
+            logprobs, _ = batch_logprobs(model, {k: v.to(device) for k, v in batch.items()})
+            logprobs = logprobs.float().cpu()
+            mask = batch["response_mask"]
+            total_diff += float(((logprobs - batch["sampler_logprobs"]).abs() * mask).sum())
+            total_tokens += int(mask.sum())
+            for row, item in enumerate(chunk):
+                item.old_logprobs = logprobs[row][mask[row]].tolist()
+        return total_diff / max(total_tokens, 1)
+
+    def _loader(self, rollouts: list[Rollout], seed: int) -> DataLoader:
+        module = self.module
+        pad = module.tokenizer.pad_token_id
+        # ratio-based losses compare with π_old at the sampling temperature; likelihood losses use T = 1
+        temperature = self.sampler.temperature if module.needs_old_logprobs else 1.0
+        return DataLoader(
+            rollouts,
+            batch_size=self.batch_size,
+            sampler=RepeatedShuffle(len(rollouts), self.update_epochs, seed),
+            collate_fn=partial(collate_rollouts, pad_id=pad, temperature=temperature),
+        )
+
+    # ------------------------------------------------------------------ evaluation
+    def val_records(self) -> list[PromptRecord]:
+        records = self.source.records("val")
+        return records[: self.val_size] if self.val_size is not None else records
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_records(), batch_size=self.val_batch_size, collate_fn=list)
+
+    def evaluate(self, records: Sequence[PromptRecord]) -> dict[str, np.ndarray]:
+        """Greedy and sampled correctness of ``records``: ``greedy`` [B] and ``sampled`` [B, k] 0/1 arrays."""
+        greedy = self.sample(records, [1] * len(records), purpose="eval", greedy=True)
+        result = {"greedy": np.array([float(self.is_accepted(g[0].reward)) for g in greedy])}
+        if self.val_samples > 0:
+            sampled = self.sample(records, [self.val_samples] * len(records), purpose="eval")
+            result["sampled"] = np.array([[float(self.is_accepted(c.reward)) for c in g] for g in sampled])
+        return result
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict:
+        return {
+            "counters": dict(self.counters),
+            "sampler": self.sampler.state_dict(),
+            "allocator": self.allocator.state_dict(),
+            "verifier_outcomes": dict(self.verifier.outcomes),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.counters.update(state["counters"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.allocator.load_state_dict(state["allocator"])
+        self.verifier.outcomes.update(state.get("verifier_outcomes", {}))

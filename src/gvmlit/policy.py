@@ -1,0 +1,205 @@
+"""Policies: load a `transformers` causal LM and its tokenizer, or build a tiny one from a config.
+
+A *policy loader* is a small config object (chosen in YAML by ``class_path``) whose ``load()`` returns
+``(model, tokenizer)``. Two exist:
+
+- :class:`PretrainedPolicy` — any causal LM and tokenizer by Hub name or local directory
+  (``AutoModelForCausalLM``), with dtype, gradient checkpointing and chat-template switches.
+- :class:`TinyCharPolicy` — a freshly initialised Llama with a character-level tokenizer, for tests and
+  for training the built-in task's SFT model from scratch.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+from gvmlit.errors import GvmlitError
+
+#: Characters of the built-in arithmetic task and of the simple math prompts used in tests.
+DEFAULT_ALPHABET = "0123456789+-*/=;#. \n"
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name not in _DTYPES:
+        raise GvmlitError(f"unknown dtype {name!r}; allowed: {', '.join(_DTYPES)}")
+    return _DTYPES[name]
+
+
+def char_tokenizer(alphabet: str = DEFAULT_ALPHABET) -> PreTrainedTokenizerFast:
+    """A character-level tokenizer: one id per character of ``alphabet`` plus <pad>, <bos>, <eos>, <unk>."""
+    specials = ["<pad>", "<bos>", "<eos>", "<unk>"]
+    chars = list(dict.fromkeys(alphabet))
+    vocab = {tok: i for i, tok in enumerate(specials + chars)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    # Split every character into its own word; Fuse joins them back without separators.
+    backend.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        bos_token="<bos>",
+        eos_token="<eos>",
+        unk_token="<unk>",
+    )
+    tok.padding_side = "left"
+    return tok
+
+
+def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Left padding for generation and a pad token (the EOS token if the model has none)."""
+    if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token_id is None:
+            raise GvmlitError("the tokenizer has neither a pad token nor an EOS token; set one")
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+class PolicyLoader(ABC):
+    """Builds the policy model and its tokenizer. Subclasses are chosen in YAML by ``class_path``."""
+
+    @abstractmethod
+    def load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        """Return ``(model, tokenizer)``; the tokenizer pads on the left."""
+
+    @property
+    @abstractmethod
+    def use_chat_template(self) -> bool:
+        """Whether prompts are wrapped with the tokenizer's chat template."""
+
+
+class PretrainedPolicy(PolicyLoader):
+    """Any ``transformers`` causal LM by Hub name or local directory.
+
+    Args:
+        name_or_path: Hub id (e.g. ``Qwen/Qwen2.5-Math-1.5B``) or a local directory with ``config.json``.
+        tokenizer: tokenizer name or path; defaults to ``name_or_path``.
+        dtype: parameter dtype: ``float32``, ``bfloat16`` or ``float16``.
+        gradient_checkpointing: recompute activations in backward (less memory, ~30 % slower).
+        chat_template: wrap prompts with the tokenizer's chat template (instruct models).
+        trust_remote_code: passed to ``from_pretrained``.
+    """
+
+    def __init__(
+        self,
+        name_or_path: str,
+        tokenizer: str | None = None,
+        dtype: str = "float32",
+        gradient_checkpointing: bool = False,
+        chat_template: bool = False,
+        trust_remote_code: bool = False,
+    ) -> None:
+        self.name_or_path = name_or_path
+        self.tokenizer = tokenizer
+        self.dtype = dtype
+        self.gradient_checkpointing = gradient_checkpointing
+        self.chat_template = chat_template
+        self.trust_remote_code = trust_remote_code
+
+    @property
+    def use_chat_template(self) -> bool:
+        return self.chat_template
+
+    def load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        path = self.name_or_path
+        looks_local = path.startswith((".", "/", "~")) or os.sep in path and not _is_hub_id(path)
+        if looks_local and not Path(path).expanduser().is_dir():
+            raise GvmlitError(f"policy directory {path!r} does not exist (from policy.name_or_path)")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                path, dtype=resolve_dtype(self.dtype), trust_remote_code=self.trust_remote_code
+            )
+            tokenizer = AutoTokenizer.from_pretrained(
+                self.tokenizer or path, trust_remote_code=self.trust_remote_code
+            )
+        except OSError as err:
+            first = str(err).strip().splitlines()[0]
+            raise GvmlitError(f"cannot load policy {path!r}: {first}") from err
+        if self.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        if self.chat_template and tokenizer.chat_template is None:
+            raise GvmlitError(f"policy.chat_template is true but the tokenizer of {path!r} has no chat template")
+        return model, prepare_tokenizer(tokenizer)
+
+
+def _is_hub_id(path: str) -> bool:
+    parts = path.split("/")
+    return len(parts) == 2 and all(parts) and not Path(path).exists()
+
+
+class TinyCharPolicy(PolicyLoader):
+    """A freshly initialised Llama with a character-level tokenizer (tests, SFT from scratch).
+
+    Args:
+        hidden_size: model width.
+        num_layers: decoder layers.
+        num_heads: attention heads.
+        intermediate_size: MLP width (default 2 × hidden).
+        max_length: maximum sequence length (prompt + response) in tokens.
+        alphabet: characters the tokenizer knows.
+        seed: initialisation seed.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        num_heads: int = 4,
+        intermediate_size: int | None = None,
+        max_length: int = 256,
+        alphabet: str = DEFAULT_ALPHABET,
+        seed: int = 0,
+    ) -> None:
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size or 2 * hidden_size
+        self.max_length = max_length
+        self.alphabet = alphabet
+        self.seed = seed
+
+    @property
+    def use_chat_template(self) -> bool:
+        return False
+
+    def load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        tokenizer = char_tokenizer(self.alphabet)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=self.hidden_size,
+            intermediate_size=self.intermediate_size,
+            num_hidden_layers=self.num_layers,
+            num_attention_heads=self.num_heads,
+            num_key_value_heads=self.num_heads,
+            max_position_embeddings=self.max_length,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            tie_word_embeddings=False,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model = LlamaForCausalLM(config)
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        return model, tokenizer
+
+
+def max_model_length(model: PreTrainedModel) -> int:
+    """The longest sequence (prompt + response) the model accepts."""
+    return int(getattr(model.config, "max_position_embeddings", 1 << 30))

@@ -1,0 +1,6 @@
+"""Samplers draw ragged numbers of completions per prompt from the live policy."""
+
+from gvmlit.sampling.base import Completion, Sampler
+from gvmlit.sampling.hf import HFSampler
+
+__all__ = ["Completion", "HFSampler", "Sampler"]

@@ -1,0 +1,117 @@
+"""HFSampler: batched ``transformers`` generation with KV cache, for CPU and small GPU runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from gvmlit.errors import GvmlitError
+from gvmlit.policy import max_model_length
+from gvmlit.sampling.base import Completion, Sampler
+
+
+class HFSampler(Sampler):
+    """Ragged batched sampling with ``model.generate`` (KV cache, left padding).
+
+    All requested sequences are flattened (prompt i repeated n_i times), sorted by prompt length so
+    that a batch holds prompts of similar length (little padding), and generated ``batch_size`` at a time.
+
+    Args:
+        temperature: softmax temperature.
+        top_p: nucleus sampling mass (1.0 = off). Top-k is always off.
+        max_new_tokens: longest response, in tokens.
+        batch_size: sequences per ``generate`` call; lower it if generation runs out of memory.
+        progress: show a progress bar over generation batches.
+    """
+
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 64,
+        batch_size: int = 256,
+        progress: bool = True,
+    ) -> None:
+        super().__init__(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def _generate(self, policy, tokenizer, prompts, num_samples, greedy, desc):
+        limit = max_model_length(policy)
+        for i, p in enumerate(prompts):
+            if len(p) + self.max_new_tokens > limit:
+                raise GvmlitError(
+                    f"prompt {i} has {len(p)} tokens; with max_new_tokens={self.max_new_tokens} it exceeds "
+                    f"the model's maximum length {limit}"
+                )
+        flat = [i for i, n in enumerate(num_samples) for _ in range(n)]
+        flat.sort(key=lambda i: len(prompts[i]))
+        results: list[list[Completion]] = [[] for _ in prompts]
+        was_training = policy.training
+        policy.eval()
+        try:
+            starts = range(0, len(flat), self.batch_size)
+            bar = tqdm(starts, desc=desc, unit="batch", disable=not self.progress, leave=False)
+            for start in bar:
+                rows = flat[start : start + self.batch_size]
+                for i, completion in zip(rows, self._generate_batch(policy, tokenizer, [prompts[i] for i in rows], greedy)):
+                    results[i].append(completion)
+        finally:
+            policy.train(was_training)
+        return results
+
+    @torch.inference_mode()
+    def _generate_batch(
+        self,
+        policy: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        prompts: Sequence[Sequence[int]],
+        greedy: bool,
+    ) -> list[Completion]:
+        device = next(policy.parameters()).device
+        width = max(len(p) for p in prompts)
+        pad = tokenizer.pad_token_id
+        input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, p in enumerate(prompts):  # left padding
+            input_ids[row, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            attention_mask[row, width - len(p) :] = 1
+        config = GenerationConfig(
+            do_sample=not greedy,
+            temperature=None if greedy else self.temperature,
+            top_p=None if greedy or self.top_p >= 1.0 else self.top_p,
+            top_k=None,
+            max_new_tokens=self.max_new_tokens,
+            pad_token_id=pad,
+            eos_token_id=tokenizer.eos_token_id,
+            return_dict_in_generate=True,
+            output_logits=True,
+        )
+        out = policy.generate(
+            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=config
+        )
+        new_tokens = out.sequences[:, width:]  # [B, T]
+        logits = torch.stack(out.logits, dim=1).float()  # [B, T, V] raw (unprocessed) logits
+        temperature = 1.0 if greedy else self.temperature
+        logprobs = torch.log_softmax(logits / temperature, dim=-1).gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+        eos = tokenizer.eos_token_id
+        completions = []
+        for row in range(len(prompts)):
+            ids = new_tokens[row].tolist()
+            if eos in ids:
+                length, finish = ids.index(eos) + 1, "stop"
+            else:
+                length, finish = len(ids), "length"
+            ids = ids[:length]
+            completions.append(
+                Completion(
+                    token_ids=ids,
+                    text=tokenizer.decode(ids, skip_special_tokens=True),
+                    logprobs=logprobs[row, :length].tolist(),
+                    finish_reason=finish,
+                )
+            )
+        return completions

@@ -1,0 +1,94 @@
+"""Loss functions against hand computations."""
+
+import math
+
+import pytest
+import torch
+
+from gvmlit.losses import aggregate, clipped_surrogate, group_advantages, kl_k3, nll, raft_advantages, token_logprobs
+
+
+def test_clipped_surrogate_clips_both_sides_for_both_signs():
+    # ratios: 0.5 (below 1-0.2), 1.1 (inside), 1.5 (above 1+0.28)
+    old = torch.zeros(2, 3)
+    new = torch.log(torch.tensor([[0.5, 1.1, 1.5], [0.5, 1.1, 1.5]]))
+    adv = torch.tensor([2.0, -1.0])
+    loss, clipped = clipped_surrogate(new, old, adv, clip_low=0.2, clip_high=0.28)
+    # A = +2: -min(r*A, clip(r)*A) = -min(1.0, 1.6) = -1.0; -2.2; -min(3.0, 2.56) = -2.56
+    # A = -1: -min(-0.5, -0.8) = 0.8; -min(-1.1, -1.1) = 1.1; -min(-1.5, -1.28) = 1.5
+    expected = torch.tensor([[-1.0, -2.2, -2.56], [0.8, 1.1, 1.5]])
+    assert torch.allclose(loss, expected, atol=1e-6)
+    assert clipped.tolist() == [[False, False, True], [True, False, False]]
+
+
+def test_clipped_surrogate_gradient_is_zero_where_clipped():
+    new = torch.log(torch.tensor([[1.5, 1.0]])).requires_grad_(True)
+    loss, _ = clipped_surrogate(new, torch.zeros(1, 2), torch.tensor([1.0]), 0.2, 0.2)
+    (grad,) = torch.autograd.grad(loss.sum(), new)
+    # clipped token: no gradient; unclipped at ratio 1: d(-r)/dlogp = -r = -1
+    assert grad[0].tolist() == pytest.approx([0.0, -1.0])
+
+
+def test_kl_k3_matches_hand_computation():
+    logp = torch.tensor([[-1.0, -2.0, -0.5]])
+    ref = torch.tensor([[-1.0, -1.0, -1.5]])
+    r = ref - logp  # 0, 1, -1
+    expected = [math.exp(x) - x - 1 for x in r[0].tolist()]
+    assert kl_k3(logp, ref)[0].tolist() == pytest.approx(expected)
+    assert kl_k3(logp, ref)[0, 0] == 0.0
+    assert (kl_k3(torch.randn(4, 7), torch.randn(4, 7)) >= 0).all()
+
+
+def test_nll_and_token_logprobs():
+    logits = torch.tensor([[[0.0, math.log(3.0)]]])  # p = (1/4, 3/4)
+    lp = token_logprobs(logits, torch.tensor([[1]]))
+    assert lp.item() == pytest.approx(math.log(0.75))
+    # temperature 2 halves the logits: p = (1/(1+√3), √3/(1+√3))
+    lp2 = token_logprobs(logits, torch.tensor([[1]]), temperature=2.0)
+    assert lp2.item() == pytest.approx(math.log(math.sqrt(3) / (1 + math.sqrt(3))))
+    assert nll(lp, torch.tensor([2.0])).item() == pytest.approx(-2 * math.log(0.75))
+
+
+def test_aggregation_modes():
+    loss = torch.tensor([[1.0, 2.0, 3.0, 0.0], [4.0, 0.0, 0.0, 0.0], [6.0, 8.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0]])
+    groups = torch.tensor([0, 0, 1])
+    # token mean: (1+2+3+4+6+8) / 6
+    assert aggregate(loss, mask, "token_mean").item() == pytest.approx(24 / 6)
+    # sequence means 2, 4, 7 → 13/3
+    assert aggregate(loss, mask, "seq_mean_token_mean").item() == pytest.approx(13 / 3)
+    # per prompt: group 0 → (2+4)/2 = 3; group 1 → 7; mean 5
+    assert aggregate(loss, mask, "prompt_mean", groups).item() == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        aggregate(loss, mask, "sum")
+
+
+def test_group_advantages_for_ragged_groups_with_ties():
+    rewards = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0])
+    groups = torch.tensor([7, 3, 3, 5, 5, 5, 5, 5])  # sizes: 1 (g7), 2 (g3), 5 (g5)
+    adv, keep = group_advantages(rewards, groups, normalize_std=True, eps=1e-6, singleton="drop")
+    # g3: mean .5, unbiased std √0.5
+    s2 = math.sqrt(0.5)
+    # g5: rewards 1,0,0,1,1 → mean .6, unbiased std √(0.3)
+    s5 = math.sqrt(((0.4**2) * 3 + (0.6**2) * 2) / 4)
+    expected = [0.0, 0.5 / (s2 + 1e-6), -0.5 / (s2 + 1e-6)] + [x / (s5 + 1e-6) for x in (0.4, -0.6, -0.6, 0.4, 0.4)]
+    assert adv.tolist() == pytest.approx(expected, rel=1e-5)
+    assert keep.tolist() == [False] + [True] * 7
+    # Dr. GRPO: no std scaling
+    adv_dr, _ = group_advantages(rewards, groups, normalize_std=False)
+    assert adv_dr.tolist() == pytest.approx([0.0, 0.5, -0.5, 0.4, -0.6, -0.6, 0.4, 0.4])
+    # singleton rules
+    adv_z, keep_z = group_advantages(rewards, groups, singleton="zero")
+    assert adv_z[0] == 0 and keep_z.all()
+    adv_b, _ = group_advantages(rewards, groups, singleton="batch_mean")
+    assert adv_b[0].item() == pytest.approx(1.0 - 5 / 8)
+
+
+def test_all_equal_group_gets_zero_advantage():
+    adv, keep = group_advantages(torch.tensor([1.0, 1.0, 1.0]), torch.tensor([0, 0, 0]))
+    assert adv.tolist() == [0.0, 0.0, 0.0] and keep.all()
+
+
+def test_raft_advantages():
+    assert raft_advantages(torch.tensor([1.0, 0.0, 0.5, 1.0])).tolist() == [1.0, 0.0, 0.0, 1.0]
+    assert raft_advantages(torch.tensor([0.5]), threshold=0.5).tolist() == [1.0]
