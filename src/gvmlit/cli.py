@@ -7,17 +7,67 @@ keys, documented in ``--help``); any key can be overridden on the command line
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import logging
 import os
+import re
 import sys
 
-from lightning.pytorch.cli import LightningCLI
+from jsonargparse import ActionConfigFile
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from gvmlit.algorithms.base import RolloutAlgorithm
 from gvmlit.data.rollout import RolloutDataModule
 from gvmlit.errors import GvmlitError
 
 SUBCOMMANDS = ("fit", "validate", "test")
+
+
+def summarize_config_error(message: str) -> str:
+    """Turn jsonargparse's nested union report into one line naming the key and the problem."""
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    path = ".".join(keys)
+    given = re.findall(r"Given value: NestedArg\(key='([^']+)', val='([^']*)'\)", message)
+    classes = re.findall(r"Problem with given class_path '([^']+)'", message)
+    if m := re.search(r"Option '([^']+)' is not accepted", message):
+        owner = classes[-1] if classes else path
+        allowed = _init_arguments(owner)
+        hint = f"; accepted: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key {m.group(1)!r} under '{path}' ({owner}){hint}"
+    if m := re.search(r"module '([^']+)' has no attribute '([^']+)'", message):
+        return f"unknown class_path '{m.group(1)}.{m.group(2)}' for '{path}': {m.group(1)} has no {m.group(2)!r}"
+    if m := re.search(r"No module named '([^']+)'", message):
+        return f"unknown class_path for '{path}': no module named {m.group(1)!r}"
+    if m := re.search(r"Import path does not correspond to a subclass of (\w+)", message):
+        value = given[-1][1] if given else "the given class"
+        return f"'{path}' must be a {m.group(1)}, but {value} is not one"
+    if m := re.search(r"File does not exist: '([^']+)'", message):
+        return f"file {m.group(1)!r} does not exist (from '{path or 'config'}')"
+    if m := re.search(r"Expected a typing.Literal\[(.*?)\]\. Got value: (.*)", message):
+        return f"'{path}' must be one of {m.group(1)}; got {m.group(2).strip()!r}"
+    first = next((line.strip() for line in message.splitlines() if line.strip()), message)
+    return f"{path}: {first}" if path and not first.startswith(path) else first
+
+
+def _init_arguments(class_path: str) -> list[str]:
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return []
+    params = inspect.signature(cls.__init__).parameters
+    return [p for p in params if p != "self" and params[p].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+
+
+class GVMLitArgumentParser(LightningArgumentParser):
+    """Reports configuration errors in one line (``gvmlit: error: …``) instead of the usage dump."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        print(f"gvmlit: error: {summarize_config_error(message)} (see --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 class GVMLitCLI(LightningCLI):
@@ -41,6 +91,13 @@ class GVMLitCLI(LightningCLI):
             run=run,
         )
 
+    def init_parser(self, **kwargs) -> LightningArgumentParser:
+        kwargs.setdefault("dump_header", ["gvmlit"])
+        kwargs.setdefault("allow_abbrev", False)  # a misspelt key must fail, not match a longer one
+        parser = GVMLitArgumentParser(**kwargs)
+        parser.add_argument("-c", "--config", action=ActionConfigFile, help="Path to a YAML recipe; later files win.")
+        return parser
+
     def subcommands(self):
         return {name: spec for name, spec in super().subcommands().items() if name in SUBCOMMANDS}
 
@@ -61,9 +118,23 @@ def main(args=None) -> None:
     _configure_logging()
     try:
         GVMLitCLI(args=args)
-    except GvmlitError as err:
-        print(f"gvmlit: error: {err}", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 — a user-fixable problem gets one line, anything else its traceback
+        cause = _user_error(err)
+        if cause is None:
+            raise
+        print(f"gvmlit: error: {cause}", file=sys.stderr)
         sys.exit(2)
+
+
+def _user_error(err: BaseException | None) -> GvmlitError | None:
+    """The GvmlitError behind ``err``, also when jsonargparse or Lightning wrapped it."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, GvmlitError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ class RolloutAlgorithm(LightningModule):
         if self.model is not None:
             return
         self.model, self.tokenizer = self.policy.load()
+        self.model.train()  # from_pretrained returns eval mode
         if self.kl_coef > 0:
             reference = copy.deepcopy(self.model).eval().requires_grad_(False)
             self._reference = [reference]
@@ -110,6 +111,11 @@ class RolloutAlgorithm(LightningModule):
             per_token = per_token + self.kl_coef * kl
             diagnostics["kl"] = kl.detach()
         loss = aggregate(per_token, mask, self.aggregation, batch["group_ids"])
+        if not torch.isfinite(loss):
+            raise GvmlitError(
+                f"non-finite training loss ({float(loss)}) at step {self.global_step}, epoch {self.current_epoch}, "
+                f"batch {batch_idx}; lower model.lr or check the rollouts (the last checkpoint is kept)"
+            )
         with torch.no_grad():
             diagnostics["entropy"] = token_entropy(logits.detach(), float(batch["temperature"]))
             n_tokens = mask.sum().clamp(min=1)
@@ -133,7 +139,7 @@ class RolloutAlgorithm(LightningModule):
             total = torch.linalg.vector_norm(torch.stack(norms))
             self.log("train/grad_norm", total)
             if not torch.isfinite(total):
-                raise FloatingPointError(
+                raise GvmlitError(
                     f"non-finite gradient norm ({float(total)}) at step {self.global_step}, epoch {self.current_epoch}"
                 )
 
