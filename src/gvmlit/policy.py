@@ -153,6 +153,7 @@ class TinyCharPolicy(PolicyLoader):
         intermediate_size: MLP width (default 2 × hidden).
         max_length: maximum sequence length (prompt + response) in tokens.
         alphabet: characters the tokenizer knows.
+        tie_embeddings: share the token-embedding matrix with ``lm_head``.
         seed: initialisation seed.
     """
 
@@ -164,8 +165,10 @@ class TinyCharPolicy(PolicyLoader):
         intermediate_size: int | None = None,
         max_length: int = 256,
         alphabet: str = DEFAULT_ALPHABET,
+        tie_embeddings: bool = False,
         seed: int = 0,
     ) -> None:
+        self.tie_embeddings = tie_embeddings
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.num_heads = num_heads
@@ -191,7 +194,7 @@ class TinyCharPolicy(PolicyLoader):
             pad_token_id=tokenizer.pad_token_id,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
-            tie_word_embeddings=False,
+            tie_word_embeddings=self.tie_embeddings,
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)

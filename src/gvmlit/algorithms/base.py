@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from gvmlit.errors import GvmlitError
 from gvmlit.forward import batch_logprobs
 from gvmlit.losses import AGGREGATIONS, aggregate, kl_k3, token_entropy
 from gvmlit.metrics import mean_at_k
+from gvmlit.plots import allocation_figure
 from gvmlit.policy import PolicyLoader, TinyCharPolicy
 
 log = logging.getLogger("gvmlit")
@@ -154,6 +156,8 @@ class RolloutAlgorithm(LightningModule):
             self._log_histograms(getattr(datamodule, "epoch_histograms", {}))
 
     def _log_histograms(self, histograms: dict[str, np.ndarray]) -> None:
+        datamodule = self.trainer.datamodule
+        stats = getattr(datamodule, "last_stats", None)
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
                 for name, values in histograms.items():
@@ -161,6 +165,15 @@ class RolloutAlgorithm(LightningModule):
                     values = values[np.isfinite(values)]
                     if values.size:
                         logger.experiment.add_histogram(name, values, global_step=self.global_step)
+                if stats is not None and stats.acceptance_rate is not None:
+                    figure = allocation_figure(stats.acceptance_rate, datamodule.last_allocation, self.current_epoch)
+                    logger.experiment.add_figure("allocation/samples_vs_estimated_acceptance", figure, self.global_step)
+
+    def on_train_epoch_end(self) -> None:
+        started = getattr(self.trainer.datamodule, "epoch_started", None)
+        if started is not None:
+            for logger in self.loggers:
+                logger.log_metrics({"time/epoch_seconds": time.perf_counter() - started}, step=self.global_step)
 
     def on_train_start(self) -> None:
         """Evaluate the starting policy once, so every curve has its step-0 point."""

@@ -26,3 +26,96 @@ def round_to_budget(weights: np.ndarray, budget: int) -> np.ndarray:
         order = np.lexsort((np.arange(len(weights)), -(ideal - counts)))
         counts[order[:leftover]] += 1
     return counts
+
+
+def gvm_weights(acceptance_rate: np.ndarray, grad_norm: np.ndarray, alpha: float = 1e-3, beta: float = 2.0) -> np.ndarray:
+    """GVM's allocation weights (paper eq. 7, Proposition 1; method.md §2):
+
+        w_i = G_i / √(p_i + α / p_i^(β−1))
+
+    α = 0 gives the basic rule w_i = G_i / √p_i. Prompts with p_i = 0 or G_i = 0 get w_i = 0.
+    """
+    p = np.asarray(acceptance_rate, dtype=np.float64)
+    g = np.asarray(grad_norm, dtype=np.float64)
+    if p.shape != g.shape:
+        raise ValueError(f"acceptance_rate {p.shape} and grad_norm {g.shape} differ in shape")
+    if np.any((p < 0) | (p > 1)) or np.any(g < 0):
+        raise ValueError("need 0 ≤ p_i ≤ 1 and G_i ≥ 0")
+    active = (p > 0) & (g > 0)
+    weights = np.zeros_like(p)
+    pa = p[active]
+    weights[active] = g[active] / np.sqrt(pa + alpha / pa ** (beta - 1.0))
+    return weights
+
+
+def gvm_allocation(
+    acceptance_rate: np.ndarray,
+    grad_norm: np.ndarray,
+    budget: int,
+    alpha: float = 1e-3,
+    beta: float = 2.0,
+    max_acceptance: float | None = None,
+    min_expected_accepted: float | None = None,
+) -> np.ndarray:
+    """GVM stage 2 (method.md §3): n_i = N·w_i/Σw rounded so that Σ n_i = N exactly.
+
+    Optional filters (off by default, as in the reference code): ``max_acceptance`` drops prompts with
+    p_i above it (too easy); ``min_expected_accepted`` drops prompts whose expected accepted count
+    p_i·n_i falls below it, then re-allocates the budget among the rest until no prompt is dropped.
+    Raises ValueError when no prompt has a positive weight.
+    """
+    p = np.asarray(acceptance_rate, dtype=np.float64)
+    weights = gvm_weights(p, grad_norm, alpha, beta)
+    if max_acceptance is not None:
+        weights[p > max_acceptance] = 0.0
+    while True:
+        counts = round_to_budget(weights, budget)
+        if min_expected_accepted is None:
+            return counts
+        starved = (counts > 0) & (p * counts < min_expected_accepted)
+        if not starved.any() or starved.sum() == (weights > 0).sum():
+            return counts
+        weights[starved] = 0.0
+
+
+def bounded_allocation(weights: np.ndarray, budget: int, lower: np.ndarray | int, upper: np.ndarray | int) -> np.ndarray:
+    """Integers lower_i ≤ n_i ≤ upper_i with Σ n_i = budget, otherwise proportional to ``weights``.
+
+    Water filling: every prompt starts at its lower bound; the rest of the budget is shared in
+    proportion to the weights, prompts that would pass their upper bound are capped and the excess
+    is shared again among the others. If the prompts with room left all have zero weight, the
+    remainder is spread evenly over them (the budget is always spent exactly). Rounding is by largest
+    remainder among prompts below their upper bound.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    size = len(weights)
+    lower = np.broadcast_to(np.asarray(lower, dtype=np.int64), (size,)).copy()
+    upper = np.broadcast_to(np.asarray(upper, dtype=np.int64), (size,)).copy()
+    if np.any(lower > upper) or np.any(lower < 0):
+        raise ValueError("need 0 ≤ lower_i ≤ upper_i")
+    if not lower.sum() <= budget <= upper.sum():
+        raise ValueError(f"budget {budget} is outside [Σ lower, Σ upper] = [{lower.sum()}, {upper.sum()}]")
+    ideal = lower.astype(np.float64)
+    remaining = float(budget - lower.sum())
+    free = upper > lower
+    while remaining > 1e-9 and free.any():
+        share_weights = np.where(free, weights, 0.0)
+        if share_weights.sum() <= 0:
+            share_weights = free.astype(np.float64)
+        share = remaining * share_weights / share_weights.sum()
+        room = upper - ideal
+        over = free & (share > room)
+        if over.any():
+            remaining -= room[over].sum()
+            ideal[over] = upper[over]
+            free &= ~over
+            continue
+        ideal += share
+        remaining = 0.0
+    counts = np.minimum(np.floor(ideal + 1e-9).astype(np.int64), upper)
+    leftover = budget - int(counts.sum())
+    if leftover > 0:
+        fraction = np.where(counts < upper, ideal - counts, -np.inf)
+        order = np.lexsort((np.arange(size), -fraction))
+        counts[order[:leftover]] += 1
+    return counts

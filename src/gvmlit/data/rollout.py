@@ -23,6 +23,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Sampler as IndexSampler
 
 from gvmlit.allocation.base import BudgetAllocator, PromptStats, ScoredCompletion
+from gvmlit.allocation.store import PromptStatsStore
 from gvmlit.allocation.uniform import UniformAllocator
 from gvmlit.data.arithmetic import ArithmeticTask
 from gvmlit.data.collate import Rollout, collate_rollouts
@@ -122,6 +123,8 @@ class RolloutDataModule(LightningDataModule):
         self.seed = seed
         #: cumulative generated samples and tokens by purpose (pilot, train, eval)
         self.counters: dict[str, int] = {f"{p}_{u}": 0 for p in PURPOSES for u in ("samples", "tokens")}
+        #: per-prompt acceptance history, samples spent and G estimates, across epochs
+        self.store = PromptStatsStore()
         #: scalars and histograms describing the last rollout, logged by the LightningModule
         self.epoch_metrics: dict[str, float] = {}
         self.epoch_histograms: dict[str, np.ndarray] = {}
@@ -196,6 +199,10 @@ class RolloutDataModule(LightningDataModule):
         return chosen
 
     # ------------------------------------------------------------------ the RolloutEngine protocol
+    @property
+    def epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
     def is_accepted(self, reward: float) -> bool:
         return reward >= self.acceptance_threshold
 
@@ -219,15 +226,30 @@ class RolloutDataModule(LightningDataModule):
         texts = [c.text for group in groups for c in group]
         references = [p.answer for p, group in zip(prompts, groups) for _ in group]
         rewards = iter(self.verifier.score(texts, references, desc=f"{purpose}: verifying"))
-        return [
+        scored = [
             [ScoredCompletion(c.token_ids, c.text, c.logprobs, c.finish_reason, next(rewards)) for c in group]
             for group in groups
         ]
+        if purpose != "eval":
+            for prompt, group in zip(prompts, scored):
+                accepted = sum(self.is_accepted(c.reward) for c in group)
+                self.store.record_samples(prompt.uid, self.epoch, len(group), accepted, sum(len(c.token_ids) for c in group))
+        return scored
 
-    def grad_norms(self, prompts, completions):
-        from gvmlit.allocation.gradnorm import per_sample_grad_norms
+    def grad_norms(self, prompts, completions, param_slice="embedding", batch_size=64):
+        """‖∇_θs (−log π(y|x))‖₂ of every completion, batched; one array per prompt."""
+        from gvmlit.allocation.gradnorm import grad_norms_of_rollouts  # gradnorm imports gvmlit.data
 
-        return per_sample_grad_norms(self.module, [self.prompt_ids(p) for p in prompts], completions)
+        rollouts = [
+            Rollout(self.prompt_ids(p), c.token_ids, c.reward, 0.0, i)
+            for i, (p, group) in enumerate(zip(prompts, completions))
+            for c in group
+        ]
+        norms = grad_norms_of_rollouts(
+            self.module.model, rollouts, self.module.tokenizer.pad_token_id, param_slice, batch_size
+        )
+        sizes = np.cumsum([len(group) for group in completions])[:-1]
+        return np.split(norms, sizes) if len(completions) else []
 
     # ------------------------------------------------------------------ the epoch's rollouts
     @property
@@ -246,17 +268,22 @@ class RolloutDataModule(LightningDataModule):
         budget = self.samples_per_prompt * len(prompts)
         counted_before = (self.samples_generated, self.tokens_generated, self.counters["pilot_samples"])
 
-        start = time.perf_counter()
+        start = self.epoch_started = time.perf_counter()
         stats = self.allocator.estimate(prompts, self)
         estimate_seconds = time.perf_counter() - start
-        allocation = np.asarray(self.allocator.allocate(stats, budget), dtype=np.int64)
-        if allocation.shape != (len(prompts),) or allocation.sum() != budget or (allocation < 0).any():
+        remaining = max(budget - stats.budget_spent, 0)
+        allocation = np.asarray(self.allocator.allocate(stats, remaining), dtype=np.int64)
+        if allocation.shape != (len(prompts),) or allocation.sum() != remaining or (allocation < 0).any():
             raise RuntimeError(
-                f"{type(self.allocator).__name__} returned an invalid allocation (sum {allocation.sum()}, budget {budget})"
+                f"{type(self.allocator).__name__} returned an invalid allocation (sum {allocation.sum()}, budget {remaining})"
             )
-        groups = self.sample(prompts, allocation.tolist(), purpose="train")
+        drawn = self.sample(prompts, allocation.tolist(), purpose="train")
+        start_observe = time.perf_counter()
+        self.allocator.observe(prompts, drawn, self)
+        estimate_seconds += time.perf_counter() - start_observe
+        groups = drawn
         if stats.pilot is not None:  # allocators that keep their pilot samples for training
-            groups = [list(pilot) + list(group) for pilot, group in zip(stats.pilot, groups)]
+            groups = [list(pilot) + list(group) for pilot, group in zip(stats.pilot, drawn)]
         rollouts, metrics = self._weigh(prompts, groups, module)
         rollout_seconds = time.perf_counter() - start
 
@@ -285,10 +312,16 @@ class RolloutDataModule(LightningDataModule):
             "time/rollout_seconds": rollout_seconds,
             **metrics,
         }
-        self.epoch_histograms = {"rollout/acceptance_rate_per_prompt": rates[sampled], "rollout/samples_per_prompt": allocation}
+        self.epoch_metrics.update(self._allocation_metrics(stats, sizes))
+        self.epoch_histograms = {
+            "rollout/acceptance_rate_per_prompt": rates[sampled],
+            "rollout/samples_per_prompt": sizes,  # pilots kept for training included
+            "allocation/samples_per_prompt": allocation,  # n_i of the main allocation
+        }
         if stats.acceptance_rate is not None:
             self.epoch_histograms["allocation/estimated_acceptance_rate"] = np.asarray(stats.acceptance_rate)
-        self.last_stats, self.last_allocation = stats, allocation
+            self.epoch_histograms["allocation/estimated_grad_norm"] = np.asarray(stats.grad_norm)
+        self.last_stats, self.last_allocation = stats, sizes
         log.info(
             "epoch %d: %d prompts, %d samples (%d pilot), acceptance %.3f, %d rollouts to train on, %.1fs",
             epoch, len(prompts), self.samples_generated - counted_before[0],
@@ -296,6 +329,24 @@ class RolloutDataModule(LightningDataModule):
             len(rollouts), rollout_seconds,
         )  # fmt: skip
         return self._loader(rollouts, seed=self.seed * 100_003 + epoch)
+
+    def _allocation_metrics(self, stats: PromptStats, sizes: np.ndarray) -> dict[str, float]:
+        """How the allocator spread the budget: p̂ extremes, the spread of n_i, what it had to guess."""
+        metrics = {
+            "allocation/samples_min": float(sizes.min()) if sizes.size else 0.0,
+            "allocation/samples_max": float(sizes.max()) if sizes.size else 0.0,
+            "allocation/samples_std": float(sizes.std()) if sizes.size else 0.0,
+            "allocation/prompts_tracked": float(len(self.store.prompts)),
+        }
+        if stats.acceptance_rate is not None:
+            p_hat = np.asarray(stats.acceptance_rate)
+            metrics["allocation/estimated_p_zero"] = float(np.mean(p_hat == 0.0))
+            metrics["allocation/estimated_p_one"] = float(np.mean(p_hat == 1.0))
+            metrics["allocation/fallback_uniform"] = float(stats.extra.get("fallback_uniform", False))
+        for key in ("new_prompts", "grad_norm_imputed"):
+            if key in stats.extra:
+                metrics[f"allocation/{key}"] = float(stats.extra[key])
+        return metrics
 
     def _weigh(self, prompts, groups, module) -> tuple[list[Rollout], dict[str, float]]:
         """Advantages from the algorithm, π_old from the trainer's policy (when the loss needs it)."""
@@ -369,6 +420,7 @@ class RolloutDataModule(LightningDataModule):
             "counters": dict(self.counters),
             "sampler": self.sampler.state_dict(),
             "allocator": self.allocator.state_dict(),
+            "prompt_stats": self.store.state_dict(),
             "verifier_outcomes": dict(self.verifier.outcomes),
         }
 
@@ -376,4 +428,5 @@ class RolloutDataModule(LightningDataModule):
         self.counters.update(state["counters"])
         self.sampler.load_state_dict(state["sampler"])
         self.allocator.load_state_dict(state["allocator"])
+        self.store.load_state_dict(state.get("prompt_stats", {}))
         self.verifier.outcomes.update(state.get("verifier_outcomes", {}))
