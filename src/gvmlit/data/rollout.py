@@ -264,6 +264,9 @@ class RolloutDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch
         module = self.module
+        if self.trainer.fit_loop.done:
+            # Lightning asks for the loader when resuming a finished run; generate nothing
+            return self._loader([], seed=0)
         prompts = self.epoch_prompts(epoch)
         budget = self.samples_per_prompt * len(prompts)
         counted_before = (self.samples_generated, self.tokens_generated, self.counters["pilot_samples"])
