@@ -93,8 +93,8 @@ class RolloutAlgorithm(LightningModule):
     # ------------------------------------------------------------------ algorithm hooks
     def rollout_advantages(
         self, rewards: torch.Tensor, accepted: torch.Tensor, group_ids: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(advantages [B], keep [B]) for the epoch's rollouts."""
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """(advantages [B], keep [B], metrics to log) for the epoch's rollouts; groups are prompts."""
         raise NotImplementedError
 
     def policy_loss(self, logprobs: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

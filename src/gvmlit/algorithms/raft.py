@@ -57,7 +57,7 @@ class RAFT(RolloutAlgorithm):
     def rollout_advantages(self, rewards, accepted, group_ids):
         advantages = raft_advantages(accepted.float(), threshold=1.0)
         keep = torch.ones_like(accepted, dtype=torch.bool) if self.keep_rejected else accepted.bool()
-        return advantages, keep
+        return advantages, keep, {}
 
     def policy_loss(self, logprobs, batch):
         if self.variant == "raft":

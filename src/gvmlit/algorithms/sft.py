@@ -21,7 +21,7 @@ class SFT(RolloutAlgorithm):
     """Token-level NLL on demonstrations (see ``RolloutAlgorithm`` for the arguments)."""
 
     def rollout_advantages(self, rewards, accepted, group_ids):
-        return torch.ones_like(rewards), torch.ones_like(rewards, dtype=torch.bool)
+        return torch.ones_like(rewards), torch.ones_like(rewards, dtype=torch.bool), {}
 
     def policy_loss(self, logprobs, batch):
         return nll(logprobs, batch["advantages"]), {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections.abc import Sequence
 from functools import partial
 from typing import Literal
@@ -359,13 +360,14 @@ class RolloutDataModule(LightningDataModule):
         rewards = torch.tensor([c.reward for _, c in flat], dtype=torch.float32)
         accepted = torch.tensor([self.is_accepted(c.reward) for _, c in flat])
         group_ids = torch.tensor([i for i, _ in flat])
-        advantages, keep = module.rollout_advantages(rewards, accepted, group_ids)
+        advantages, keep, weighting_metrics = module.rollout_advantages(rewards, accepted, group_ids)
         rollouts = [
             Rollout(self.prompt_ids(prompts[i]), c.token_ids, c.reward, float(a), i, c.logprobs)
             for (i, c), a, k in zip(flat, advantages.tolist(), keep.tolist())
             if k and c.token_ids
         ]
         metrics = {"rollout/kept": float(len(rollouts)), "rollout/kept_fraction": len(rollouts) / len(flat)}
+        metrics.update(weighting_metrics)
         if rollouts and module.needs_old_logprobs:
             metrics["rollout/sampler_trainer_logprob_diff"] = self._recompute_old_logprobs(rollouts, module.model)
         return rollouts, metrics
@@ -409,12 +411,21 @@ class RolloutDataModule(LightningDataModule):
         return DataLoader(self.val_records(), batch_size=self.val_batch_size, collate_fn=list)
 
     def evaluate(self, records: Sequence[PromptRecord]) -> dict[str, np.ndarray]:
-        """Greedy and sampled correctness of ``records``: ``greedy`` [B] and ``sampled`` [B, k] 0/1 arrays."""
-        greedy = self.sample(records, [1] * len(records), purpose="eval", greedy=True)
-        result = {"greedy": np.array([float(self.is_accepted(g[0].reward)) for g in greedy])}
-        if self.val_samples > 0:
-            sampled = self.sample(records, [self.val_samples] * len(records), purpose="eval")
-            result["sampled"] = np.array([[float(self.is_accepted(c.reward)) for c in g] for g in sampled])
+        """Greedy and sampled correctness of ``records``: ``greedy`` [B] and ``sampled`` [B, k] 0/1 arrays.
+
+        Evaluation samples with its own random stream (seeded by the data seed and the first record),
+        so it neither consumes nor depends on the training stream: every arm of an ablation is
+        evaluated on the same draws at step 0, and resuming does not change later rollouts.
+        """
+        device = next(self.module.model.parameters()).device
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(zlib.crc32(f"{self.seed}:{records[0].uid if records else ''}".encode()))
+            greedy = self.sample(records, [1] * len(records), purpose="eval", greedy=True)
+            result = {"greedy": np.array([float(self.is_accepted(g[0].reward)) for g in greedy])}
+            if self.val_samples > 0:
+                sampled = self.sample(records, [self.val_samples] * len(records), purpose="eval")
+                result["sampled"] = np.array([[float(self.is_accepted(c.reward)) for c in g] for g in sampled])
         return result
 
     # ------------------------------------------------------------------ checkpointing
