@@ -49,14 +49,17 @@ MATH_CASES = [
 ]
 
 
+IN_PROCESS = MathVerifier(workers=0, progress=False)
+
+
 @pytest.mark.parametrize(("response", "gold", "expected"), MATH_CASES)
 def test_math_verifier_formats(response, gold, expected):
-    reward, outcome = MathVerifier(progress=False).score_one(response, gold)
+    reward, outcome = IN_PROCESS.score_one(response, gold)
     assert reward == expected, (response, gold, outcome)
 
 
 def test_outcomes_are_counted_and_batch_scoring_matches():
-    verifier = MathVerifier(progress=False)
+    verifier = MathVerifier(workers=0, progress=False)
     responses = [c[0] for c in MATH_CASES]
     golds = [c[1] for c in MATH_CASES]
     assert verifier.score(responses, golds) == [c[2] for c in MATH_CASES]
