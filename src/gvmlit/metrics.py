@@ -30,3 +30,75 @@ def acceptance_rates(accepted: np.ndarray, counts: np.ndarray) -> np.ndarray:
     counts = np.asarray(counts, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, accepted / np.maximum(counts, 1), np.nan)
+
+
+def maj_at_k(answers: list, correct: list[float], k: int) -> float:
+    """maj@k: 1 if the most frequent answer among the first k samples is correct, else 0.
+
+    ``answers[j]`` is the canonical answer of sample j (None = no answer, never a vote);
+    ``correct[j]`` its 0/1 correctness. Ties go to the answer seen first.
+    """
+    if not 1 <= k <= len(answers):
+        raise ValueError(f"need 1 ≤ k ≤ {len(answers)}, got {k}")
+    votes: dict = {}
+    first_correct: dict = {}
+    for answer, ok in zip(answers[:k], correct[:k]):
+        if answer is None:
+            continue
+        votes[answer] = votes.get(answer, 0) + 1
+        first_correct.setdefault(answer, float(ok))
+    if not votes:
+        return 0.0
+    winner = max(votes, key=lambda a: votes[a])  # dicts keep insertion order: ties → first seen
+    return first_correct[winner]
+
+
+def evaluation_metrics(
+    greedy: np.ndarray,
+    sampled: np.ndarray | None,
+    answers: list[list] | None,
+    groups: list[str],
+    ks: list[int] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Per-group (benchmark) and averaged evaluation metrics.
+
+    Args:
+        greedy: [P] 0/1 greedy correctness per problem.
+        sampled: [P, n] 0/1 correctness of n samples per problem (or None).
+        answers: [P][n] canonical answers of the samples (for maj@k).
+        groups: [P] benchmark name of each problem.
+        ks: the k of pass@k and maj@k (default: 1 and n).
+    Returns:
+        {benchmark: {"accuracy", "mean@n", "pass@k"…, "maj@k"…, "problems"}}, plus ``average`` (the
+        unweighted mean over benchmarks) when there are several.
+    """
+    table: dict[str, dict[str, float]] = {}
+    names = list(dict.fromkeys(groups))
+    n = 0 if sampled is None else sampled.shape[1]
+    ks = sorted({k for k in (ks or [1, n]) if 1 <= k <= n})
+    for name in names:
+        rows = [i for i, g in enumerate(groups) if g == name]
+        entry = {"problems": float(len(rows)), "accuracy": float(np.mean(greedy[rows]))}
+        if n:
+            block = sampled[rows]
+            entry[f"mean@{n}"] = mean_at_k(block)
+            for k in ks:
+                entry[f"pass@{k}"] = float(np.mean([pass_at_k(n, int(c), k) for c in block.sum(1)]))
+                if answers is not None:
+                    entry[f"maj@{k}"] = float(np.mean([maj_at_k(answers[i], sampled[i].tolist(), k) for i in rows]))
+        table[name] = entry
+    if len(names) > 1:
+        keys = [k for k in table[names[0]] if k != "problems"]
+        table["average"] = {k: float(np.mean([table[b][k] for b in names])) for k in keys}
+        table["average"]["problems"] = float(sum(table[b]["problems"] for b in names))
+    return table
+
+
+def format_table(table: dict[str, dict[str, float]]) -> str:
+    """A Markdown table of :func:`evaluation_metrics` output, one row per benchmark."""
+    columns = [c for c in next(iter(table.values())) if c != "problems"]
+    lines = ["| benchmark | problems | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for name, entry in table.items():
+        cells = " | ".join(f"{100 * entry.get(c, float('nan')):.1f}" for c in columns)
+        lines.append(f"| {name} | {int(entry['problems'])} | {cells} |")
+    return "\n".join(lines)

@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from gvmlit.errors import GvmlitError
 from gvmlit.forward import batch_logprobs
 from gvmlit.losses import AGGREGATIONS, aggregate, kl_k3, token_entropy
-from gvmlit.metrics import mean_at_k
+from gvmlit.metrics import evaluation_metrics, format_table
 from gvmlit.plots import allocation_figure
 from gvmlit.policy import PolicyLoader, TinyCharPolicy
 
@@ -185,35 +185,39 @@ class RolloutAlgorithm(LightningModule):
 
     # ------------------------------------------------------------------ evaluation
     def _evaluation_start(self) -> None:
-        self._eval_greedy: list[np.ndarray] = []
-        self._eval_sampled: list[np.ndarray] = []
+        self._eval_results: list[dict] = []
 
     def _evaluation_batch(self, batch) -> None:
-        result = self.trainer.datamodule.evaluate(batch)
-        self._eval_greedy.append(result["greedy"])
-        if "sampled" in result:
-            self._eval_sampled.append(result["sampled"])
+        self._eval_results.append(self.trainer.datamodule.evaluate(batch))
 
     def _evaluation_end(self) -> dict[str, float]:
-        if not self._eval_greedy:
+        results = self._eval_results
+        if not results:
             return {}
-        greedy = np.concatenate(self._eval_greedy)
-        metrics = {"val/accuracy": float(greedy.mean())}
-        if self._eval_sampled:
-            sampled = np.concatenate(self._eval_sampled)
-            metrics[f"val/mean@{sampled.shape[1]}"] = mean_at_k(sampled)
+        greedy = np.concatenate([r["greedy"] for r in results])
+        sampled = np.concatenate([r["sampled"] for r in results]) if "sampled" in results[0] else None
+        answers = [a for r in results for a in r["answers"]] if "answers" in results[0] else None
+        groups = [b for r in results for b in r["benchmark"]]
         datamodule = self.trainer.datamodule
+        table = evaluation_metrics(greedy, sampled, answers, groups, getattr(datamodule, "eval_ks", None))
+        stage = "test" if self.trainer.testing else "val"
+        summary = table.get("average", next(iter(table.values())))
+        metrics = {f"{stage}/{k}": v for k, v in summary.items() if k != "problems"}
+        if len(table) > 1:
+            for name, entry in table.items():
+                metrics.update({f"{stage}/{name}/{k}": v for k, v in entry.items() if k != "problems"})
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.global_step)
             samples = getattr(datamodule, "samples_generated", None)
-            if samples is not None:
-                logger.log_metrics({f"{k}_vs_samples": v for k, v in metrics.items()}, step=int(samples))
+            if samples is not None and stage == "val":
+                logger.log_metrics({f"{k}_vs_samples": v for k, v in metrics.items() if k.count("/") == 1}, step=int(samples))
         log.info(
-            "validation at step %d: %s",
-            self.global_step,
-            ", ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in metrics.items()),
-        )
-        self.last_validation = metrics
+            "%s at step %d: %s", "test" if stage == "test" else "validation", self.global_step,
+            ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if k != "problems"),
+        )  # fmt: skip
+        if self.trainer.state.fn in ("validate", "test") and self.trainer.is_global_zero:
+            print(f"\n{format_table(table)}\n", flush=True)
+        self.last_evaluation = table
         return metrics
 
     def on_validation_epoch_start(self) -> None:
@@ -225,8 +229,8 @@ class RolloutAlgorithm(LightningModule):
     def on_validation_epoch_end(self) -> None:
         metrics = self._evaluation_end()
         for name, value in metrics.items():
-            # through self.log too, so checkpoint callbacks can monitor val/accuracy
-            self.log(name, value, logger=False, prog_bar=name == "val/accuracy")
+            if name.count("/") == 1:  # through self.log too, so checkpoint callbacks can monitor val/accuracy
+                self.log(name, value, logger=False, prog_bar=name.endswith("/accuracy"))
 
     on_test_epoch_start = on_validation_epoch_start
     test_step = validation_step

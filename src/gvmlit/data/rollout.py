@@ -76,8 +76,12 @@ class RolloutDataModule(LightningDataModule):
         system_prompt: system message, used when the policy applies a chat template.
         acceptance_threshold: a completion is accepted when its reward is at least this.
         overlong_prompts: prompts too long for the model with ``max_new_tokens``: ``error`` or ``skip`` (counted).
+        eval_source: where validation / test problems come from (default: ``source``), e.g.
+            ``BenchmarkFiles`` for MATH-500, AIME24, … reported per benchmark.
+        eval_sampler: sampling settings for evaluation (default: ``sampler``); greedy pass@1 always uses argmax.
         val_size: held-out prompts evaluated each epoch (None = the whole validation split).
-        val_samples: k, sampled completions per validation prompt for mean@k (0 = greedy only).
+        val_samples: n, sampled completions per validation prompt for mean@n, pass@k, maj@k (0 = greedy only).
+        eval_ks: the k of pass@k and maj@k (default: 1 and n).
         val_batch_size: validation prompts per batch.
         seed: seed of the prompt order.
     """
@@ -96,8 +100,11 @@ class RolloutDataModule(LightningDataModule):
         system_prompt: str | None = None,
         acceptance_threshold: float = 1.0,
         overlong_prompts: Literal["error", "skip"] = "error",
+        eval_source: PromptSource | None = None,
+        eval_sampler: Sampler | None = None,
         val_size: int | None = None,
         val_samples: int = 4,
+        eval_ks: list[int] | None = None,
         val_batch_size: int = 64,
         seed: int = 0,
     ) -> None:
@@ -118,8 +125,11 @@ class RolloutDataModule(LightningDataModule):
         self.system_prompt = system_prompt
         self.acceptance_threshold = acceptance_threshold
         self.overlong_prompts = overlong_prompts
+        self.eval_source = eval_source if eval_source is not None else self.source
+        self.eval_sampler = eval_sampler if eval_sampler is not None else self.sampler
         self.val_size = val_size
         self.val_samples = val_samples
+        self.eval_ks = eval_ks
         self.val_batch_size = val_batch_size
         self.seed = seed
         #: cumulative generated samples and tokens by purpose (pilot, train, eval)
@@ -218,12 +228,13 @@ class RolloutDataModule(LightningDataModule):
         if purpose not in PURPOSES:
             raise ValueError(f"purpose must be one of {PURPOSES}")
         policy, tokenizer, _ = self._policy()
-        before = (self.sampler.samples_generated, self.sampler.tokens_generated)
-        groups = self.sampler.generate(
+        sampler = self.eval_sampler if purpose == "eval" else self.sampler
+        before = (sampler.samples_generated, sampler.tokens_generated)
+        groups = sampler.generate(
             policy, tokenizer, [self.prompt_ids(p) for p in prompts], num_samples, greedy=greedy, desc=f"{purpose}: sampling"
         )
-        self.counters[f"{purpose}_samples"] += self.sampler.samples_generated - before[0]
-        self.counters[f"{purpose}_tokens"] += self.sampler.tokens_generated - before[1]
+        self.counters[f"{purpose}_samples"] += sampler.samples_generated - before[0]
+        self.counters[f"{purpose}_tokens"] += sampler.tokens_generated - before[1]
         texts = [c.text for group in groups for c in group]
         references = [p.answer for p, group in zip(prompts, groups) for _ in group]
         rewards = iter(self.verifier.score(texts, references, desc=f"{purpose}: verifying"))
@@ -403,15 +414,19 @@ class RolloutDataModule(LightningDataModule):
         )
 
     # ------------------------------------------------------------------ evaluation
-    def val_records(self) -> list[PromptRecord]:
-        records = self.source.records("val")
+    def val_records(self, split: str = "val") -> list[PromptRecord]:
+        records = self.eval_source.records(split)
         return records[: self.val_size] if self.val_size is not None else records
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_records(), batch_size=self.val_batch_size, collate_fn=list)
+        return DataLoader(self.val_records("val"), batch_size=self.val_batch_size, collate_fn=list)
 
-    def evaluate(self, records: Sequence[PromptRecord]) -> dict[str, np.ndarray]:
-        """Greedy and sampled correctness of ``records``: ``greedy`` [B] and ``sampled`` [B, k] 0/1 arrays.
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_records("test"), batch_size=self.val_batch_size, collate_fn=list)
+
+    def evaluate(self, records: Sequence[PromptRecord]) -> dict:
+        """Greedy and sampled correctness of ``records``: ``greedy`` [B] and ``sampled`` [B, n] 0/1 arrays,
+        the canonical ``answers`` [B][n] of the samples (maj@k) and each record's ``benchmark``.
 
         Evaluation samples with its own random stream (seeded by the data seed and the first record),
         so it neither consumes nor depends on the training stream: every arm of an ablation is
@@ -422,10 +437,14 @@ class RolloutDataModule(LightningDataModule):
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(zlib.crc32(f"{self.seed}:{records[0].uid if records else ''}".encode()))
             greedy = self.sample(records, [1] * len(records), purpose="eval", greedy=True)
-            result = {"greedy": np.array([float(self.is_accepted(g[0].reward)) for g in greedy])}
+            result = {
+                "greedy": np.array([float(self.is_accepted(g[0].reward)) for g in greedy]),
+                "benchmark": [r.meta.get("benchmark", "val") for r in records],
+            }
             if self.val_samples > 0:
                 sampled = self.sample(records, [self.val_samples] * len(records), purpose="eval")
                 result["sampled"] = np.array([[float(self.is_accepted(c.reward)) for c in g] for g in sampled])
+                result["answers"] = [[self.verifier.extract(c.text) for c in g] for g in sampled]
         return result
 
     # ------------------------------------------------------------------ checkpointing

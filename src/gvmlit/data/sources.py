@@ -20,7 +20,7 @@ class PromptSource(ABC):
 
     @abstractmethod
     def records(self, split: str) -> list[PromptRecord]:
-        """The records of ``split`` (``"train"`` or ``"val"``), in a fixed order."""
+        """The records of ``split`` (``"train"``, ``"val"`` or ``"test"``), in a fixed order."""
 
 
 def read_jsonl(path: str | Path, problem_key: str = "problem", answer_key: str = "answer") -> list[PromptRecord]:
@@ -60,27 +60,64 @@ class JsonlPrompts(PromptSource):
     Args:
         train_file: training prompts.
         val_file: held-out prompts for validation; defaults to none (validation is skipped).
+        test_file: prompts for ``gvmlit test``; defaults to ``val_file``.
         problem_key: field holding the problem text.
         answer_key: field holding the reference answer.
     """
 
     def __init__(
         self,
-        train_file: str,
+        train_file: str | None = None,
         val_file: str | None = None,
+        test_file: str | None = None,
         problem_key: str = "problem",
         answer_key: str = "answer",
     ) -> None:
-        self.files = {"train": train_file, "val": val_file}
+        self.files = {"train": train_file, "val": val_file, "test": test_file or val_file}
         self.problem_key = problem_key
         self.answer_key = answer_key
         self._cache: dict[str, list[PromptRecord]] = {}
 
     def records(self, split: str) -> list[PromptRecord]:
         if split not in self.files:
-            raise ValueError(f"JsonlPrompts has splits 'train' and 'val', not {split!r}")
+            raise ValueError(f"JsonlPrompts has splits 'train', 'val' and 'test', not {split!r}")
         if self.files[split] is None:
             return []
         if split not in self._cache:
             self._cache[split] = read_jsonl(self.files[split], self.problem_key, self.answer_key)
         return self._cache[split]
+
+
+class BenchmarkFiles(PromptSource):
+    """Evaluation benchmarks, one JSON-lines file each (``problem`` / ``answer`` per line, the format of
+    the paper's evaluation data). Every record carries its benchmark name; ``val`` and ``test`` are
+    the union of all files, ``train`` is empty.
+
+    Args:
+        files: benchmark name → file, e.g. ``{math500: data/math500.jsonl, aime24: data/aime24.jsonl}``.
+        problem_key: field holding the problem text.
+        answer_key: field holding the reference answer.
+        limit: keep only the first ``limit`` problems of each file (quick checks).
+    """
+
+    def __init__(
+        self, files: dict[str, str], problem_key: str = "problem", answer_key: str = "answer", limit: int | None = None
+    ) -> None:
+        if not files:
+            raise GvmlitError("BenchmarkFiles needs at least one benchmark file")
+        self.files = dict(files)
+        self.problem_key = problem_key
+        self.answer_key = answer_key
+        self.limit = limit
+        self._records: list[PromptRecord] | None = None
+
+    def records(self, split: str) -> list[PromptRecord]:
+        if split == "train":
+            return []
+        if self._records is None:
+            self._records = []
+            for name, path in self.files.items():
+                rows = read_jsonl(path, self.problem_key, self.answer_key)[: self.limit]
+                for i, r in enumerate(rows):
+                    self._records.append(PromptRecord(f"{name}-{i}", r.problem, r.answer, {**r.meta, "benchmark": name}))
+        return self._records

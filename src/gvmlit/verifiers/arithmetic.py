@@ -12,6 +12,10 @@ _FINAL = re.compile(r"####\s*(-?\d+)")
 class ArithmeticVerifier(Verifier):
     """Exact integer match of the final ``#### N`` answer (reward 1 or 0)."""
 
+    def extract(self, response: str) -> str | None:
+        found = _FINAL.findall(response)
+        return str(int(found[-1])) if found else None
+
     def score_one(self, response: str, reference: str) -> tuple[float, str]:
         found = _FINAL.findall(response)
         if not found:

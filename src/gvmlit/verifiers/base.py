@@ -30,6 +30,11 @@ class Verifier(ABC):
     def score_one(self, response: str, reference: str) -> tuple[float, str]:
         """Return ``(reward, outcome)`` for one response; outcome is ``correct``, ``wrong`` or ``no_answer``."""
 
+    def extract(self, response: str) -> str | None:
+        """The canonical final answer of a response (majority voting, maj@k); None when there is none."""
+        del response
+        return None
+
     def score(self, responses: Sequence[str], references: Sequence[str], desc: str = "verifying") -> list[float]:
         """Rewards for ``responses[j]`` against ``references[j]``."""
         if len(responses) != len(references):

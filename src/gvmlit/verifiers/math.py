@@ -196,6 +196,10 @@ class MathVerifier(Verifier):
         key = ("answer", answer, reference) if answer is not None else ("body", body, reference)
         return key, (answer, body, reference, self.timeout_seconds, self.float_rounding)
 
+    def extract(self, response: str) -> str | None:
+        answer = extract_answer(response)
+        return None if answer is None else re.sub(r"\s+", "", answer)
+
     def score_one(self, response: str, reference: str) -> tuple[float, str]:
         results = self._score([response], [reference])
         return results[0]

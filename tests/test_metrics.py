@@ -1,0 +1,48 @@
+"""Evaluation metrics against hand computations."""
+
+from math import comb
+
+import numpy as np
+import pytest
+
+from gvmlit.metrics import evaluation_metrics, format_table, maj_at_k, mean_at_k, pass_at_k
+
+
+def test_pass_at_k_unbiased_estimator():
+    assert pass_at_k(10, 0, 1) == 0.0  # c = 0
+    assert pass_at_k(10, 3, 1) == pytest.approx(0.3)
+    assert pass_at_k(10, 3, 2) == pytest.approx(1 - comb(7, 2) / comb(10, 2))  # 1 − 21/45
+    assert pass_at_k(5, 1, 5) == 1.0  # k = n: any correct sample counts
+    assert pass_at_k(5, 0, 5) == 0.0
+    assert pass_at_k(4, 2, 3) == 1.0  # n − c < k
+    # it is not "max over the first k": 1 correct of 4, k = 2 → 1 − C(3,2)/C(4,2) = 0.5
+    assert pass_at_k(4, 1, 2) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        pass_at_k(3, 1, 4)
+
+
+def test_mean_and_maj_at_k():
+    assert mean_at_k(np.array([[1, 0, 0, 1], [0, 0, 0, 0]])) == pytest.approx(0.25)
+    # answers 5,5,7,7 → tie → first seen (5), which is wrong here
+    assert maj_at_k(["5", "7", "5", "7"], [0, 1, 0, 1], 4) == 0.0
+    assert maj_at_k(["7", "5", "7", None], [1, 0, 1, 0], 4) == 1.0
+    assert maj_at_k(["5", "7", "7"], [0, 1, 1], 1) == 0.0  # k = 1: the first sample decides
+    assert maj_at_k([None, None], [0, 0], 2) == 0.0
+    assert maj_at_k([None, "3", None], [0, 1, 0], 3) == 1.0  # no-answers never vote
+
+
+def test_evaluation_metrics_per_benchmark_and_average():
+    greedy = np.array([1, 0, 1, 1])
+    sampled = np.array([[1, 1, 0], [0, 0, 0], [1, 0, 0], [0, 0, 1]], dtype=float)
+    answers = [["2", "2", "3"], ["1", None, "4"], ["6", "5", "5"], ["8", "9", "7"]]
+    table = evaluation_metrics(greedy, sampled, answers, ["a", "a", "b", "b"], ks=[1, 3])
+    assert table["a"]["accuracy"] == 0.5 and table["b"]["accuracy"] == 1.0
+    assert table["a"]["mean@3"] == pytest.approx(2 / 6)
+    assert table["a"]["pass@1"] == pytest.approx((2 / 3 + 0) / 2)
+    assert table["a"]["pass@3"] == pytest.approx(0.5)
+    assert table["a"]["maj@3"] == pytest.approx(0.5)  # "2" wins and is correct; problem 2 has no winner right
+    assert table["b"]["maj@3"] == pytest.approx(0.0)  # "5" wins (wrong); 8/9/7 tie → "8" (wrong)
+    assert table["average"]["accuracy"] == pytest.approx(0.75)
+    assert table["average"]["problems"] == 4
+    text = format_table(table)
+    assert "| a | 2 | 50.0 |" in text and "| average | 4 |" in text
