@@ -4,6 +4,6 @@ from gvmlit.data.arithmetic import ArithmeticTask
 from gvmlit.data.collate import Rollout, collate_rollouts
 from gvmlit.data.records import PromptRecord
 from gvmlit.data.rollout import RolloutDataModule
-from gvmlit.data.sources import BenchmarkFiles, JsonlPrompts, PromptSource
+from gvmlit.data.sources import BenchmarkFiles, HFDatasetPrompts, JsonlPrompts, PromptSource
 
-__all__ = ["ArithmeticTask", "BenchmarkFiles", "JsonlPrompts", "PromptRecord", "PromptSource", "Rollout", "RolloutDataModule", "collate_rollouts"]
+__all__ = ["ArithmeticTask", "BenchmarkFiles", "HFDatasetPrompts", "JsonlPrompts", "PromptRecord", "PromptSource", "Rollout", "RolloutDataModule", "collate_rollouts"]

@@ -2,5 +2,6 @@
 
 from gvmlit.sampling.base import Completion, Sampler
 from gvmlit.sampling.hf import HFSampler
+from gvmlit.sampling.vllm import VLLMSampler
 
-__all__ = ["Completion", "HFSampler", "Sampler"]
+__all__ = ["Completion", "HFSampler", "Sampler", "VLLMSampler"]

@@ -1,0 +1,65 @@
+"""The paper-scale GPU recipes parse and instantiate on CPU with the model swapped for a tiny local one."""
+
+import pytest
+
+from gvmlit.algorithms import GRPO, RAFT
+from gvmlit.allocation import GVMAllocator, UniformAllocator
+from gvmlit.cli import GVMLitCLI
+from gvmlit.data import BenchmarkFiles, HFDatasetPrompts
+from gvmlit.sampling import VLLMSampler
+from gvmlit.verifiers import MathVerifier
+from helpers import ROOT
+
+TINY = [
+    "--trainer.accelerator=cpu",
+    "--trainer.precision=32-true",
+    "--model.init_args.policy.init_args.name_or_path=models/arith-sft",
+    "--model.init_args.policy.init_args.dtype=float32",
+    "--model.init_args.policy.init_args.chat_template=false",
+    "--trainer.logger=false",
+]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "algorithm", "allocator"),
+    [
+        ("recipes/grpo_gvm.yaml", GRPO, GVMAllocator),
+        ("recipes/grpo_uniform.yaml", GRPO, UniformAllocator),
+        ("recipes/raftpp_gvm.yaml", RAFT, GVMAllocator),
+        ("recipes/raftpp_uniform.yaml", RAFT, UniformAllocator),
+    ],
+)
+def test_paper_recipe_instantiates_with_a_tiny_model(recipe, algorithm, allocator, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cli = GVMLitCLI(args=["--config", recipe, *TINY], run=False)
+    model, data = cli.model, cli.datamodule
+    assert isinstance(model, algorithm) and model.lr == 1e-6 and model.kl_coef == 1e-3
+    assert (model.clip_low, model.clip_high) == (0.2, 0.2)
+    if algorithm is RAFT:
+        assert model.variant == "raft++"
+    assert isinstance(data.allocator, allocator)
+    if allocator is GVMAllocator:
+        assert data.allocator.pilot_samples == 8 and data.allocator.alpha == 1e-3 and data.allocator.beta == 2.0
+    assert data.prompts_per_epoch == 1024 and data.samples_per_prompt == 8
+    assert isinstance(data.sampler, VLLMSampler) and data.sampler.max_new_tokens == 3072 and data.sampler.temperature == 1.0
+    assert isinstance(data.verifier, MathVerifier)
+    assert isinstance(data.source, HFDatasetPrompts) and data.source.path == "AI-MO/NuminaMath-CoT"
+    assert isinstance(data.eval_source, BenchmarkFiles) and len(data.eval_source.files) == 5
+    assert "Please reason step by step" in data.system_prompt
+    assert cli.trainer.accumulate_grad_batches * data.batch_size == 256 * 8
+    model.configure_model()  # the tiny local policy really loads
+    assert model.model.config.hidden_size == 128
+
+
+def test_vllm_sampler_without_vllm_says_how_to_install(tiny_policy):
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("vllm is installed here")
+    model, tokenizer = tiny_policy
+    from gvmlit.errors import GvmlitError
+
+    with pytest.raises(GvmlitError, match=r"VLLMSampler needs vLLM, which is not installed: pip install 'gvmlit\[vllm\]'"):
+        VLLMSampler().generate(model, tokenizer, [[5, 6]], [1])
