@@ -124,10 +124,22 @@ def main() -> None:
     parser.add_argument("--metric", default="val/mean@4", help="held-out metric (logged against samples)")
     parser.add_argument("--levels", nargs="+", type=float, default=[0.45, 0.5, 0.55, 0.6])
     parser.add_argument("--out", default="runs/ablate")
+    parser.add_argument("--from-logs", action="store_true", help="only summarise the finished runs already in --out")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = [run(al, alloc, s, args) for al in args.algorithms for alloc in args.allocators for s in args.seeds]
+    if args.from_logs:
+        results = []
+        for al in args.algorithms:
+            for alloc in args.allocators:
+                for s in args.seeds:
+                    logdir = out / f"{al}_{alloc}" / f"seed{s}"
+                    if list(logdir.rglob("events.out.tfevents.*")):
+                        curve = read_curve(logdir, args.metric)
+                        if len(curve) == args.epochs + 1:  # finished runs only
+                            results.append({"algorithm": al, "allocator": alloc, "seed": s, "curve": curve})
+    else:
+        results = [run(al, alloc, s, args) for al in args.algorithms for alloc in args.allocators for s in args.seeds]
     (out / "results.json").write_text(json.dumps({"args": vars(args), "runs": results}, indent=1))
     plot(results, out / "ablation.png", args.metric)
     table = summarize(results, args.levels, args.metric)

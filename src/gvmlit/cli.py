@@ -13,9 +13,12 @@ import logging
 import os
 import re
 import sys
+from pathlib import Path
 
 from jsonargparse import ActionConfigFile
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from gvmlit.algorithms.base import RolloutAlgorithm
 from gvmlit.data.rollout import RolloutDataModule
@@ -97,6 +100,38 @@ class GVMLitCLI(LightningCLI):
         parser = GVMLitArgumentParser(**kwargs)
         parser.add_argument("-c", "--config", action=ActionConfigFile, help="Path to a YAML recipe; later files win.")
         return parser
+
+    def _instantiate_trainer(self, config: dict, callbacks: list):
+        """Unless checkpointing is off or configured, keep ``last.ckpt`` every epoch in an unversioned
+        ``<save_dir>/<name>/checkpoints`` so that ``--ckpt_path last`` finds it in a later run."""
+        configured = list(callbacks) + list(config.get("callbacks") or [])
+        if config.get("enable_checkpointing", True) is not False and not any(isinstance(c, ModelCheckpoint) for c in configured):
+            logger = config.get("logger")
+            dirpath = Path(logger.root_dir) / "checkpoints" if isinstance(logger, TensorBoardLogger) else None
+            callbacks = [*callbacks, ModelCheckpoint(dirpath=dirpath, save_last=True, save_top_k=1)]
+        return super()._instantiate_trainer(config, callbacks)
+
+    def _check_ckpt_path(self, subcommand: str) -> None:
+        """A checkpoint to resume from must exist: resuming must never silently start from scratch."""
+        ckpt = self.config[subcommand].get("ckpt_path")
+        if ckpt is None:
+            return
+        if ckpt == "last":
+            dirs = [Path(c.dirpath) for c in self.trainer.callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
+            if not any((d / "last.ckpt").exists() for d in dirs):
+                where = ", ".join(map(str, dirs)) or "no checkpoint directory (checkpointing is off)"
+                raise GvmlitError(f"--ckpt_path last: no last.ckpt in {where}; nothing to resume")
+        elif ckpt not in ("best", "hpc", "registry") and not Path(ckpt).exists():
+            raise GvmlitError(f"--ckpt_path {ckpt}: checkpoint file not found")
+
+    def before_fit(self) -> None:
+        self._check_ckpt_path("fit")
+
+    def before_validate(self) -> None:
+        self._check_ckpt_path("validate")
+
+    def before_test(self) -> None:
+        self._check_ckpt_path("test")
 
     def subcommands(self):
         return {name: spec for name, spec in super().subcommands().items() if name in SUBCOMMANDS}

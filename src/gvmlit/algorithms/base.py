@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import random
 import time
+from typing import Literal
 
 import numpy as np
 import torch
@@ -39,6 +41,8 @@ class RolloutAlgorithm(LightningModule):
         kl_coef: coefficient of the KL penalty to the frozen initial policy (0 = no reference model).
         aggregation: how per-token losses become one number: ``token_mean`` (over the mini-batch),
             ``seq_mean_token_mean`` or ``prompt_mean`` (see :func:`gvmlit.losses.aggregate`).
+        nonfinite: a NaN or infinite loss or gradient: ``stop`` the run with a message naming the step
+            (the last checkpoint is kept), or ``skip`` the batch and count it (``train/skipped_batches``).
     """
 
     #: whether the data module must recompute π_old log-probs with the trainer's policy
@@ -52,8 +56,13 @@ class RolloutAlgorithm(LightningModule):
         warmup_steps: int = 0,
         kl_coef: float = 0.0,
         aggregation: str = "token_mean",
+        nonfinite: Literal["stop", "skip"] = "stop",
     ) -> None:
         super().__init__()
+        if nonfinite not in ("stop", "skip"):
+            raise GvmlitError(f"model.nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
+        self.nonfinite = nonfinite
+        self.skipped_batches = 0
         if aggregation not in AGGREGATIONS:
             raise GvmlitError(f"model.aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
         if kl_coef < 0:
@@ -114,10 +123,13 @@ class RolloutAlgorithm(LightningModule):
             diagnostics["kl"] = kl.detach()
         loss = aggregate(per_token, mask, self.aggregation, batch["group_ids"])
         if not torch.isfinite(loss):
-            raise GvmlitError(
-                f"non-finite training loss ({float(loss)}) at step {self.global_step}, epoch {self.current_epoch}, "
-                f"batch {batch_idx}; lower model.lr or check the rollouts (the last checkpoint is kept)"
-            )
+            where = f"train/loss is {float(loss)} at step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
+            if self.nonfinite == "stop":
+                raise GvmlitError(f"{where}; stopping — the last checkpoint is kept (lower model.lr, or set model.nonfinite=skip)")
+            self.skipped_batches += 1
+            log.warning("%s; batch skipped (%d so far)", where, self.skipped_batches)
+            self.log("train/skipped_batches", float(self.skipped_batches))
+            return None
         with torch.no_grad():
             diagnostics["entropy"] = token_entropy(logits.detach(), float(batch["temperature"]))
             n_tokens = mask.sum().clamp(min=1)
@@ -139,11 +151,50 @@ class RolloutAlgorithm(LightningModule):
         norms = [p.grad.detach().float().norm() for p in self.model.parameters() if p.grad is not None]
         if norms:
             total = torch.linalg.vector_norm(torch.stack(norms))
-            self.log("train/grad_norm", total)
             if not torch.isfinite(total):
-                raise GvmlitError(
-                    f"non-finite gradient norm ({float(total)}) at step {self.global_step}, epoch {self.current_epoch}"
-                )
+                where = f"train/grad_norm is {float(total)} at step {self.global_step} (epoch {self.current_epoch})"
+                if self.nonfinite == "stop":
+                    raise GvmlitError(f"{where}; stopping — the last checkpoint is kept (lower model.lr, or set model.nonfinite=skip)")
+                for p in self.model.parameters():  # AdamW leaves parameters without a gradient untouched
+                    p.grad = None
+                self.skipped_batches += 1
+                log.warning("%s; optimiser step skipped (%d so far)", where, self.skipped_batches)
+                self.log("train/skipped_batches", float(self.skipped_batches))
+                return
+            self.log("train/grad_norm", total)
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Besides Lightning's state: RNG states (exact resume of sampling) and the policy's identity."""
+        checkpoint["gvmlit"] = {
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy": _numpy_state(),
+                "python": random.getstate(),
+            },
+            "policy": _describe(self.policy),
+            "reference": _describe(self.policy) if self.kl_coef > 0 else None,
+            "skipped_batches": self.skipped_batches,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("gvmlit")
+        if state is None:
+            return
+        if state["reference"] is not None and state["reference"] != _describe(self.policy):
+            raise GvmlitError(
+                f"the checkpoint's KL reference policy was {state['reference']}, but this run's policy is "
+                f"{_describe(self.policy)}: resume with the policy the run started from"
+            )
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        name, keys, pos, has_gauss, cached = rng["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        random.setstate(rng["python"])
+        self.skipped_batches = state.get("skipped_batches", 0)
 
     # ------------------------------------------------------------------ epoch-level logging
     def on_train_epoch_start(self) -> None:
@@ -236,3 +287,15 @@ class RolloutAlgorithm(LightningModule):
     test_step = validation_step
     on_test_epoch_end = on_validation_epoch_end
 
+
+
+def _numpy_state() -> list:
+    """NumPy's global RNG state as plain Python values (checkpoints load with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _describe(policy: PolicyLoader) -> str:
+    """The identity of a policy loader: its class and constructor arguments."""
+    args = ", ".join(f"{k}={v!r}" for k, v in sorted(vars(policy).items()) if not k.startswith("_"))
+    return f"{type(policy).__name__}({args})"

@@ -13,6 +13,8 @@ the fraction of dropped groups is logged either way as ``rollout/zero_variance_g
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from gvmlit.algorithms.base import RolloutAlgorithm
@@ -41,7 +43,7 @@ class GRPO(RolloutAlgorithm):
         std_eps: ε added to the standard deviation.
         singleton_groups: advantage rule for groups of size 1: ``drop`` (default), ``zero``, ``batch_mean``.
         filter_zero_variance: drop all-correct and all-wrong groups (DAPO dynamic sampling).
-        lr, weight_decay, warmup_steps, kl_coef: see ``RolloutAlgorithm``.
+        lr, weight_decay, warmup_steps, kl_coef, nonfinite: see ``RolloutAlgorithm``.
         aggregation: ``token_mean`` (over the mini-batch, reference code), ``seq_mean_token_mean``
             (mean of per-sequence token means, the GRPO paper) or ``prompt_mean`` (every group weighs the same).
     """
@@ -62,8 +64,9 @@ class GRPO(RolloutAlgorithm):
         warmup_steps: int = 0,
         kl_coef: float = 0.0,
         aggregation: str = "token_mean",
+        nonfinite: Literal["stop", "skip"] = "stop",
     ) -> None:
-        super().__init__(policy, lr, weight_decay, warmup_steps, kl_coef, aggregation)
+        super().__init__(policy, lr, weight_decay, warmup_steps, kl_coef, aggregation, nonfinite)
         if singleton_groups not in ("drop", "zero", "batch_mean"):
             raise GvmlitError(f"model.singleton_groups must be drop, zero or batch_mean, got {singleton_groups!r}")
         self.clip_low = clip_low

@@ -29,7 +29,7 @@ class RAFT(RolloutAlgorithm):
         clip_high: ε_high, upper clip range of the ratio (RAFT++; the paper uses 0.28–0.4).
         keep_rejected: keep rejected responses in the batch with A = 0 (they then count in the
             token-mean denominator and the KL term, as in the reference code); default drops them.
-        lr, weight_decay, warmup_steps, kl_coef, aggregation: see ``RolloutAlgorithm``.
+        lr, weight_decay, warmup_steps, kl_coef, aggregation, nonfinite: see ``RolloutAlgorithm``.
     """
 
     def __init__(
@@ -44,8 +44,9 @@ class RAFT(RolloutAlgorithm):
         warmup_steps: int = 0,
         kl_coef: float = 0.0,
         aggregation: str = "token_mean",
+        nonfinite: Literal["stop", "skip"] = "stop",
     ) -> None:
-        super().__init__(policy, lr, weight_decay, warmup_steps, kl_coef, aggregation)
+        super().__init__(policy, lr, weight_decay, warmup_steps, kl_coef, aggregation, nonfinite)
         if variant not in ("raft", "raft++"):
             raise GvmlitError(f"model.variant must be 'raft' or 'raft++', got {variant!r}")
         self.variant = variant

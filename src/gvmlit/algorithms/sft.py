@@ -43,7 +43,7 @@ class DemonstrationDataModule(RolloutDataModule):
 
     def train_dataloader(self) -> DataLoader:
         tokenizer = self.module.tokenizer
-        records = self.epoch_prompts(self.trainer.current_epoch)
+        records = self.epoch_prompts(self.epoch)
         rollouts = []
         for group, record in enumerate(records):
             if self.solution_key not in record.meta:
@@ -51,4 +51,4 @@ class DemonstrationDataModule(RolloutDataModule):
             response = tokenizer(record.meta[self.solution_key], add_special_tokens=False)["input_ids"]
             rollouts.append(Rollout(self.prompt_ids(record), response + [tokenizer.eos_token_id], 1.0, 1.0, group))
         self.epoch_metrics = {"budget/samples_generated": float(self.samples_generated)}
-        return self._loader(rollouts, seed=self.seed * 100_003 + self.trainer.current_epoch)
+        return self._loader(rollouts, seed=self.seed * 100_003 + self.epoch)

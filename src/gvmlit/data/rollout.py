@@ -15,6 +15,7 @@ import logging
 import time
 import zlib
 from collections.abc import Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import Literal
 
@@ -43,6 +44,12 @@ log = logging.getLogger("gvmlit")
 
 #: purposes generated samples are counted under
 PURPOSES = ("pilot", "train", "eval")
+
+
+def _own_generator(seed: int) -> torch.Generator:
+    """A DataLoader draws a base seed from its generator on every ``iter()``; with the global one, how
+    often Lightning re-creates iterators (e.g. when resuming) would shift the sampling stream."""
+    return torch.Generator().manual_seed(seed)
 
 
 class RepeatedShuffle(IndexSampler):
@@ -141,6 +148,7 @@ class RolloutDataModule(LightningDataModule):
         self.epoch_histograms: dict[str, np.ndarray] = {}
         self._prompt_ids: dict[str, list[int]] = {}
         self._train: list[PromptRecord] | None = None
+        self._epoch_loader: tuple[int, DataLoader] | None = None
         self.skipped_prompts = 0
 
     # ------------------------------------------------------------------ policy access
@@ -212,7 +220,9 @@ class RolloutDataModule(LightningDataModule):
     # ------------------------------------------------------------------ the RolloutEngine protocol
     @property
     def epoch(self) -> int:
-        return self.trainer.current_epoch if self.trainer is not None else 0
+        """The epoch being (or about to be) trained. Lightning's ``current_epoch`` still names the last
+        completed epoch when a resumed run first asks for its loader; ``processed`` is already right."""
+        return self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
 
     def is_accepted(self, reward: float) -> bool:
         return reward >= self.acceptance_threshold
@@ -274,7 +284,28 @@ class RolloutDataModule(LightningDataModule):
         return self.counters["pilot_tokens"] + self.counters["train_tokens"]
 
     def train_dataloader(self) -> DataLoader:
-        epoch = self.trainer.current_epoch
+        # The epoch's sampling has its own random stream, seeded by (data seed, epoch): a resumed run
+        # draws exactly what an uninterrupted one would, whatever else consumed random numbers.
+        epoch = self.epoch
+        if self._epoch_loader is not None and self._epoch_loader[0] == epoch:
+            # Lightning asks twice for the first epoch of a resumed run: sample it once
+            return self._epoch_loader[1]
+        with self._random_stream(f"train:{epoch}"):
+            loader = self._build_train_dataloader()
+        self._epoch_loader = (epoch, loader)
+        return loader
+
+    @contextmanager
+    def _random_stream(self, name: str):
+        """Run the block on its own torch random stream seeded by (data seed, name); the global stream
+        is restored afterwards."""
+        device = next(self.module.model.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(zlib.crc32(f"{self.seed}:{name}".encode()))
+            yield
+
+    def _build_train_dataloader(self) -> DataLoader:
+        epoch = self.epoch
         module = self.module
         if self.trainer.fit_loop.done:
             # Lightning asks for the loader when resuming a finished run; generate nothing
@@ -411,6 +442,7 @@ class RolloutDataModule(LightningDataModule):
             batch_size=self.batch_size,
             sampler=RepeatedShuffle(len(rollouts), self.update_epochs, seed),
             collate_fn=partial(collate_rollouts, pad_id=pad, temperature=temperature),
+            generator=_own_generator(seed),
         )
 
     # ------------------------------------------------------------------ evaluation
@@ -419,10 +451,12 @@ class RolloutDataModule(LightningDataModule):
         return records[: self.val_size] if self.val_size is not None else records
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_records("val"), batch_size=self.val_batch_size, collate_fn=list)
+        records = self.val_records("val")
+        return DataLoader(records, batch_size=self.val_batch_size, collate_fn=list, generator=_own_generator(self.seed))
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_records("test"), batch_size=self.val_batch_size, collate_fn=list)
+        records = self.val_records("test")
+        return DataLoader(records, batch_size=self.val_batch_size, collate_fn=list, generator=_own_generator(self.seed))
 
     def evaluate(self, records: Sequence[PromptRecord]) -> dict:
         """Greedy and sampled correctness of ``records``: ``greedy`` [B] and ``sampled`` [B, n] 0/1 arrays,
@@ -432,10 +466,7 @@ class RolloutDataModule(LightningDataModule):
         so it neither consumes nor depends on the training stream: every arm of an ablation is
         evaluated on the same draws at step 0, and resuming does not change later rollouts.
         """
-        device = next(self.module.model.parameters()).device
-        devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(zlib.crc32(f"{self.seed}:{records[0].uid if records else ''}".encode()))
+        with self._random_stream(f"eval:{records[0].uid if records else ''}"):
             greedy = self.sample(records, [1] * len(records), purpose="eval", greedy=True)
             result = {
                 "greedy": np.array([float(self.is_accepted(g[0].reward)) for g in greedy]),

@@ -57,7 +57,17 @@ class HFSampler(Sampler):
             bar = tqdm(starts, desc=desc, unit="batch", disable=not self.progress, leave=False)
             for start in bar:
                 rows = flat[start : start + self.batch_size]
-                for i, completion in zip(rows, self._generate_batch(policy, tokenizer, [prompts[i] for i in rows], greedy)):
+                try:
+                    batch = self._generate_batch(policy, tokenizer, [prompts[i] for i in rows], greedy)
+                except (torch.OutOfMemoryError, RuntimeError) as err:
+                    if not isinstance(err, torch.OutOfMemoryError) and "out of memory" not in str(err).lower():
+                        raise
+                    raise GvmlitError(
+                        f"HFSampler ran out of memory generating {len(rows)} sequences of up to {self.max_new_tokens} "
+                        f"new tokens: lower data.sampler.init_args.batch_size (now {self.batch_size}) or "
+                        f"max_new_tokens, or free memory for generation"
+                    ) from err
+                for i, completion in zip(rows, batch):
                     results[i].append(completion)
         finally:
             policy.train(was_training)
