@@ -143,3 +143,53 @@ def test_nonfinite_loss_guard(mode):
             module.training_step(batch, 3)
     else:
         assert module.training_step(batch, 3) is None and module.skipped_batches == 1
+
+
+@pytest.mark.parametrize("mode", ["stop", "skip"])
+def test_nonfinite_gradient_guard(mode):
+    from test_algorithms import _module
+
+    module = _module(RAFT, nonfinite=mode)
+    for p in module.model.parameters():
+        p.grad = torch.zeros_like(p)
+    module.model.lm_head.weight.grad[0, 0] = float("inf")
+    if mode == "stop":
+        with pytest.raises(GvmlitError, match=r"train/grad_norm is inf at step 0 \(epoch 0\); stopping"):
+            module.on_before_optimizer_step(None)
+    else:
+        module.on_before_optimizer_step(None)
+        assert all(p.grad is None for p in module.model.parameters()) and module.skipped_batches == 1
+
+
+def test_sampler_out_of_memory_says_what_to_lower(tiny_policy, monkeypatch):
+    model, tokenizer = tiny_policy
+    sampler = HFSampler(max_new_tokens=8, batch_size=4, progress=False)
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(sampler, "_generate_batch", out_of_memory)
+    with pytest.raises(GvmlitError, match=r"ran out of memory generating 3 sequences .* lower data.sampler.init_args.batch_size \(now 4\)"):
+        sampler.generate(model, tokenizer, [[5, 6]], [3])
+
+
+def test_missing_checkpoint_is_one_line(tmp_path):
+    from test_cli import _cli_error
+
+    line = _cli_error("fit", "--config", "recipes/cpu/raft_uniform.yaml", f"--trainer.logger.init_args.save_dir={tmp_path}",
+                      "--ckpt_path", "last")  # fmt: skip
+    assert f"--ckpt_path last: no last.ckpt in {tmp_path}/raft_uniform/checkpoints; nothing to resume" in line
+    assert "checkpoint file not found" in _cli_error("fit", "--config", "recipes/cpu/raft_uniform.yaml", "--ckpt_path", str(tmp_path / "x.ckpt"))
+
+
+def test_overlong_prompts_can_be_skipped_and_are_counted(tmp_path):
+    data = RolloutDataModule(
+        source=ArithmeticTask(num_train=30, num_val=0, levels=[(2, 1), (5, 2)], seed=1),
+        sampler=HFSampler(max_new_tokens=115, progress=False), verifier=ArithmeticVerifier(progress=False),
+        prompts_per_epoch=4, samples_per_prompt=1, prompt_template="{problem}=", overlong_prompts="skip",
+    )  # fmt: skip
+    trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(RAFT(policy=PretrainedPolicy(SFT)), datamodule=data)
+    # 5-term prompts are 15 characters: 15 + 115 > 128, so the 15 of them are skipped, the 2-term ones kept
+    assert data.skipped_prompts == 15 and len(data.train_records()) == 15

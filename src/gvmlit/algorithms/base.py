@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from gvmlit.errors import GvmlitError
 from gvmlit.forward import batch_logprobs
-from gvmlit.losses import AGGREGATIONS, aggregate, kl_k3, token_entropy
+from gvmlit.losses import AGGREGATIONS, aggregate, clipped_surrogate, kl_k3, token_entropy
 from gvmlit.metrics import evaluation_metrics, format_table
 from gvmlit.plots import allocation_figure
 from gvmlit.policy import PolicyLoader, TinyCharPolicy
@@ -109,6 +109,12 @@ class RolloutAlgorithm(LightningModule):
     def policy_loss(self, logprobs: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Per-token loss [B, T] and extra per-token diagnostics to log (masked means)."""
         raise NotImplementedError
+
+    def clipped_policy_loss(self, logprobs: torch.Tensor, batch: dict[str, torch.Tensor]):
+        """The PPO clipped surrogate against π_old (RAFT++ and GRPO), with its diagnostics."""
+        loss, clipped = clipped_surrogate(logprobs, batch["old_logprobs"], batch["advantages"], self.clip_low, self.clip_high)
+        ratio = torch.exp(logprobs.detach() - batch["old_logprobs"])
+        return loss, {"clip_fraction": clipped.detach(), "ratio": ratio}
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

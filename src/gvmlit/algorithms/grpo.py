@@ -19,7 +19,7 @@ import torch
 
 from gvmlit.algorithms.base import RolloutAlgorithm
 from gvmlit.errors import GvmlitError
-from gvmlit.losses import SingletonGroups, clipped_surrogate, group_advantages
+from gvmlit.losses import SingletonGroups, group_advantages
 from gvmlit.policy import PolicyLoader
 
 
@@ -92,6 +92,4 @@ class GRPO(RolloutAlgorithm):
         return advantages, keep, metrics
 
     def policy_loss(self, logprobs, batch):
-        loss, clipped = clipped_surrogate(logprobs, batch["old_logprobs"], batch["advantages"], self.clip_low, self.clip_high)
-        ratio = torch.exp(logprobs.detach() - batch["old_logprobs"])
-        return loss, {"clip_fraction": clipped.detach(), "ratio": ratio}
+        return self.clipped_policy_loss(logprobs, batch)

@@ -15,7 +15,7 @@ import torch
 
 from gvmlit.algorithms.base import RolloutAlgorithm
 from gvmlit.errors import GvmlitError
-from gvmlit.losses import clipped_surrogate, nll, raft_advantages
+from gvmlit.losses import nll, raft_advantages
 from gvmlit.policy import PolicyLoader
 
 
@@ -63,8 +63,4 @@ class RAFT(RolloutAlgorithm):
     def policy_loss(self, logprobs, batch):
         if self.variant == "raft":
             return nll(logprobs, batch["advantages"]), {}
-        loss, clipped = clipped_surrogate(
-            logprobs, batch["old_logprobs"], batch["advantages"], self.clip_low, self.clip_high
-        )
-        ratio = torch.exp(logprobs.detach() - batch["old_logprobs"])
-        return loss, {"clip_fraction": clipped.detach(), "ratio": ratio}
+        return self.clipped_policy_loss(logprobs, batch)
