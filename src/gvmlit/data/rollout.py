@@ -149,6 +149,7 @@ class RolloutDataModule(LightningDataModule):
         self._prompt_ids: dict[str, list[int]] = {}
         self._train: list[PromptRecord] | None = None
         self._epoch_loader: tuple[int, DataLoader] | None = None
+        self._base_seed = 0
         self.skipped_prompts = 0
 
     # ------------------------------------------------------------------ policy access
@@ -295,13 +296,17 @@ class RolloutDataModule(LightningDataModule):
         self._epoch_loader = (epoch, loader)
         return loader
 
+    def setup(self, stage: str) -> None:
+        # the run's seed (seed_everything) enters every sampling stream, with the data seed
+        self._base_seed = torch.initial_seed()
+
     @contextmanager
     def _random_stream(self, name: str):
-        """Run the block on its own torch random stream seeded by (data seed, name); the global stream
-        is restored afterwards."""
+        """Run the block on its own torch random stream seeded by (run seed, data seed, name); the
+        global stream is restored afterwards."""
         device = next(self.module.model.parameters()).device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(zlib.crc32(f"{self.seed}:{name}".encode()))
+            torch.manual_seed(zlib.crc32(f"{self._base_seed}:{self.seed}:{name}".encode()))
             yield
 
     def _build_train_dataloader(self) -> DataLoader:
@@ -356,6 +361,7 @@ class RolloutDataModule(LightningDataModule):
             "budget/epoch_pilot_samples": float(self.counters["pilot_samples"] - counted_before[2]),
             "time/estimate_seconds": estimate_seconds,
             "time/rollout_seconds": rollout_seconds,
+            "data/skipped_prompts": float(self.skipped_prompts),
             **metrics,
         }
         self.epoch_metrics.update(self._allocation_metrics(stats, sizes))
