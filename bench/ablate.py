@@ -27,12 +27,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def read_curve(logdir: Path, metric: str) -> list[tuple[int, float]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    """``metric`` against generated samples, from the run's TensorBoard events."""
+    from helpers import read_scalars
 
-    files = sorted(logdir.rglob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime)
-    acc = EventAccumulator(str(files[-1].parent), size_guidance={"scalars": 0})
-    acc.Reload()
-    return [(e.step, e.value) for e in acc.Scalars(f"{metric}_vs_samples")]
+    return read_scalars(logdir)[f"{metric}_vs_samples"]
 
 
 def run(algorithm: str, allocator: str, seed: int, args) -> dict:

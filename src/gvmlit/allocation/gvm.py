@@ -23,19 +23,21 @@ from gvmlit.allocation.rules import gvm_allocation, round_to_budget
 log = logging.getLogger("gvmlit")
 
 
-def pilot_statistics(
+def accepted_grad_norms(
     prompts: Sequence,
-    pilots: Sequence[Sequence],
+    groups: Sequence[Sequence],
     engine: RolloutEngine,
     param_slice: ParamSlice,
     grad_batch_size: int,
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """p_i (accepted fraction) and G_i (mean gradient norm over accepted samples, 0 if none)."""
-    accepted = [[c for c in group if engine.is_accepted(c.reward)] for group in pilots]
-    p = np.array([len(a) / len(g) if len(g) else 0.0 for a, g in zip(accepted, pilots)])
+    limit: int | None = None,
+) -> list[float | None]:
+    """Per prompt, the mean of ‖∇_θs (−log π(y|x))‖₂ over its accepted samples (at most ``limit`` of
+    them), or None when it has none; one batched computation for all prompts."""
+    accepted = [[c for c in group if engine.is_accepted(c.reward)][:limit] for group in groups]
+    if not any(accepted):
+        return [None] * len(groups)
     norms = engine.grad_norms(prompts, accepted, param_slice, grad_batch_size)
-    g = np.array([float(n.mean()) if len(n) else 0.0 for n in norms])
-    return p, g, norms
+    return [float(n.mean()) if len(n) else None for n in norms]
 
 
 class GVMAllocator(BudgetAllocator):
@@ -76,7 +78,10 @@ class GVMAllocator(BudgetAllocator):
 
     def estimate(self, prompts, engine: RolloutEngine) -> PromptStats:
         pilots = engine.sample(prompts, [self.pilot_samples] * len(prompts), purpose="pilot")
-        p, g, _ = pilot_statistics(prompts, pilots, engine, self.param_slice, self.grad_batch_size)
+        # p_i = accepted / N'; G_i = mean gradient norm over the accepted pilots (0 without any)
+        p = np.array([sum(engine.is_accepted(c.reward) for c in group) / len(group) for group in pilots])
+        norms = accepted_grad_norms(prompts, pilots, engine, self.param_slice, self.grad_batch_size)
+        g = np.array([0.0 if n is None else n for n in norms])
         return PromptStats(
             uids=[x.uid for x in prompts],
             acceptance_rate=p,

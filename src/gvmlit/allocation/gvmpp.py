@@ -32,6 +32,7 @@ import numpy as np
 
 from gvmlit.allocation.base import BudgetAllocator, PromptStats, RolloutEngine
 from gvmlit.allocation.gradnorm import ParamSlice
+from gvmlit.allocation.gvm import accepted_grad_norms
 from gvmlit.allocation.rules import bounded_allocation, gvm_weights
 
 
@@ -122,10 +123,7 @@ class GVMPlusPlusAllocator(BudgetAllocator):
         self._update_grad_norms(prompts, groups, engine, limit=self.grad_samples_per_prompt)
 
     def _update_grad_norms(self, prompts, groups, engine: RolloutEngine, limit: int | None) -> None:
-        accepted = [[c for c in g if engine.is_accepted(c.reward)][:limit] for g in groups]
-        if not any(accepted) or limit == 0:
-            return
-        norms = engine.grad_norms(prompts, accepted, self.param_slice, self.grad_batch_size)
-        for prompt, values in zip(prompts, norms):
-            if len(values):
-                engine.store.record_grad_norm(prompt.uid, float(values.mean()), self.grad_norm_momentum)
+        norms = accepted_grad_norms(prompts, groups, engine, self.param_slice, self.grad_batch_size, limit)
+        for prompt, value in zip(prompts, norms):
+            if value is not None:
+                engine.store.record_grad_norm(prompt.uid, value, self.grad_norm_momentum)

@@ -212,11 +212,12 @@ class RolloutDataModule(LightningDataModule):
     def epoch_prompts(self, epoch: int) -> list[PromptRecord]:
         """The prompts of ``epoch``: consecutive slices of seeded permutations of the training split."""
         records = self.train_records()
-        n, chosen = len(records), []
-        for g in range(epoch * self.prompts_per_epoch, (epoch + 1) * self.prompts_per_epoch):
-            order = np.random.default_rng([self.seed, g // n]).permutation(n)
-            chosen.append(records[order[g % n]])
-        return chosen
+        n, orders = len(records), {}
+        positions = range(epoch * self.prompts_per_epoch, (epoch + 1) * self.prompts_per_epoch)
+        for g in positions:
+            if g // n not in orders:
+                orders[g // n] = np.random.default_rng([self.seed, g // n]).permutation(n)
+        return [records[orders[g // n][g % n]] for g in positions]
 
     # ------------------------------------------------------------------ the RolloutEngine protocol
     @property
