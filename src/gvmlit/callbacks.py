@@ -7,6 +7,8 @@ from pathlib import Path
 
 from lightning.pytorch import Callback
 
+from gvmlit.export import save_policy
+
 log = logging.getLogger("gvmlit")
 
 
@@ -21,10 +23,6 @@ class ExportPolicy(Callback):
         self.dirpath = dirpath
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if not trainer.is_global_zero:
-            return
-        path = Path(self.dirpath)
-        path.mkdir(parents=True, exist_ok=True)
-        pl_module.model.save_pretrained(path)
-        pl_module.tokenizer.save_pretrained(path)
-        log.info("exported the policy to %s", path)
+        save_policy(pl_module.model, pl_module.tokenizer, self.dirpath)  # every rank: gathers sharded weights
+        if trainer.is_global_zero:
+            log.info("exported the policy to %s", Path(self.dirpath))

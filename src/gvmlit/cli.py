@@ -87,6 +87,7 @@ class GVMLitCLI(LightningCLI):
                 "reload_dataloaders_every_n_epochs": 1,  # rollouts come from the live policy every epoch
                 "num_sanity_val_steps": 0,  # the module evaluates the starting policy itself
                 "log_every_n_steps": 1,
+                "use_distributed_sampler": False,  # the data module splits rollouts across ranks by tokens
             },
             save_config_kwargs={"overwrite": True},
             parser_kwargs=parser_kwargs,
@@ -148,11 +149,17 @@ def _configure_logging() -> None:
 
 
 def main(args=None) -> None:
-    """Entry point of the ``gvmlit`` console script."""
+    """Entry point of the ``gvmlit`` console script: ``fit|validate|test`` (LightningCLI) and ``export``."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _configure_logging()
+    argv = list(sys.argv[1:] if args is None else args)
     try:
-        GVMLitCLI(args=args)
+        if argv[:1] == ["export"]:
+            from gvmlit.export import main as export_main
+
+            export_main(argv[1:])
+        else:
+            GVMLitCLI(args=args)
     except Exception as err:  # noqa: BLE001 — a user-fixable problem gets one line, anything else its traceback
         cause = _user_error(err)
         if cause is None:
@@ -161,14 +168,21 @@ def main(args=None) -> None:
         sys.exit(2)
 
 
-def _user_error(err: BaseException | None) -> GvmlitError | None:
-    """The GvmlitError behind ``err``, also when jsonargparse or Lightning wrapped it."""
-    seen = set()
+def _user_error(err: BaseException | None) -> BaseException | None:
+    """The GvmlitError behind ``err`` (also when jsonargparse or Lightning wrapped it), or Lightning's
+    own complaint about the trainer's settings (e.g. a GPU asked for on a machine without one)."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    seen, misconfigured = set(), None
     while err is not None and id(err) not in seen:
         if isinstance(err, GvmlitError):
             return err
+        if isinstance(err, MisconfigurationException) and misconfigured is None:
+            misconfigured = err
         seen.add(id(err))
         err = err.__cause__ or err.__context__
+    if misconfigured is not None:
+        return GvmlitError("trainer: " + " ".join(str(misconfigured).split()))
     return None
 
 

@@ -21,9 +21,11 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from gvmlit.errors import GvmlitError
+from gvmlit.export import describe_policy, plain_model
 from gvmlit.forward import batch_logprobs
 from gvmlit.losses import AGGREGATIONS, aggregate, clipped_surrogate, kl_k3, token_entropy
 from gvmlit.metrics import evaluation_metrics, format_table
+from gvmlit.parallel import all_ranks_true, check_strategy, full_state_dict, grad_norm, is_sharded, shard_for, world
 from gvmlit.plots import allocation_figure
 from gvmlit.policy import PolicyLoader, TinyCharPolicy
 
@@ -76,16 +78,41 @@ class RolloutAlgorithm(LightningModule):
         self.model: torch.nn.Module | None = None
         self.tokenizer = None
         self._reference: list[torch.nn.Module] = []  # kept out of state_dict and parameters()
+        self._replica: list[torch.nn.Module] = []  # unsharded copy for rollouts, when the policy is sharded
+        self._replica_step: int | None = None
 
     # ------------------------------------------------------------------ policy
     def configure_model(self) -> None:
+        """Load the policy (and the frozen reference); under FSDP2 shard both per decoder layer."""
         if self.model is not None:
             return
-        self.model, self.tokenizer = self.policy.load()
-        self.model.train()  # from_pretrained returns eval mode
+        strategy = self.trainer.strategy if self._trainer is not None else None
+        check_strategy(strategy)
+        model, self.tokenizer = self.policy.load()
+        model.train()  # from_pretrained returns eval mode
         if self.kl_coef > 0:
-            reference = copy.deepcopy(self.model).eval().requires_grad_(False)
-            self._reference = [reference]
+            reference = copy.deepcopy(model).eval().requires_grad_(False)
+            self._reference = [shard_for(strategy, reference)]
+        self.model = shard_for(strategy, model)
+
+    def local_policy(self) -> torch.nn.Module:
+        """The policy with its current weights as one unsharded module, for rollouts and gradient norms.
+
+        Unsharded policies are returned as they are. A sharded one (FSDP2) is gathered into a replica
+        kept on this rank, refreshed when the weights changed since the last call (a collective: the
+        data module calls it on all ranks at the start of every rollout phase).
+        """
+        if not is_sharded(self.model):
+            return self.model
+        if self._replica and self._replica_step == self.global_step:
+            return self._replica[0]
+        weights = full_state_dict(self.model)
+        if not self._replica:
+            dtype = next(iter(weights.values())).dtype
+            self._replica = [plain_model(self.model.config, dtype).to(self.device).eval()]
+        self._replica[0].load_state_dict(weights)
+        self._replica_step = self.global_step
+        return self._replica[0]
 
     @property
     def use_chat_template(self) -> bool:
@@ -128,7 +155,7 @@ class RolloutAlgorithm(LightningModule):
             per_token = per_token + self.kl_coef * kl
             diagnostics["kl"] = kl.detach()
         loss = aggregate(per_token, mask, self.aggregation, batch["group_ids"])
-        if not torch.isfinite(loss):
+        if not all_ranks_true(bool(torch.isfinite(loss)), loss.device):  # every rank must skip together
             where = f"train/loss is {float(loss)} at step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
             if self.nonfinite == "stop":
                 raise GvmlitError(f"{where}; stopping — the last checkpoint is kept (lower model.lr, or set model.nonfinite=skip)")
@@ -140,7 +167,7 @@ class RolloutAlgorithm(LightningModule):
             diagnostics["entropy"] = token_entropy(logits.detach(), float(batch["temperature"]))
             n_tokens = mask.sum().clamp(min=1)
             logged = {f"train/{k}": (v.float() * mask).sum() / n_tokens for k, v in diagnostics.items()}
-        self.log("train/loss", loss, prog_bar=True, batch_size=mask.shape[0])
+        self.log("train/loss", loss, prog_bar=True, batch_size=mask.shape[0], sync_dist=world()[1] > 1)
         self.log_dict(logged, batch_size=mask.shape[0])
         return loss
 
@@ -154,9 +181,8 @@ class RolloutAlgorithm(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        norms = [p.grad.detach().float().norm() for p in self.model.parameters() if p.grad is not None]
-        if norms:
-            total = torch.linalg.vector_norm(torch.stack(norms))
+        if any(p.grad is not None for p in self.model.parameters()):
+            total = grad_norm(self.model.parameters())  # global, also over sharded gradients
             if not torch.isfinite(total):
                 where = f"train/grad_norm is {float(total)} at step {self.global_step} (epoch {self.current_epoch})"
                 if self.nonfinite == "stop":
@@ -182,6 +208,7 @@ class RolloutAlgorithm(LightningModule):
             "policy": _describe(self.policy),
             "reference": _describe(self.policy) if self.kl_coef > 0 else None,
             "skipped_batches": self.skipped_batches,
+            "export": describe_policy(self.model, self.tokenizer),  # `gvmlit export` needs only the checkpoint
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

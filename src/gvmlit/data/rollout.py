@@ -7,6 +7,13 @@ One epoch of training is one iteration of the EM loop (method.md §1, §3):
 
 The dataset is rebuilt at the start of every epoch (the CLI sets ``reload_dataloaders_every_n_epochs=1``)
 from the model being trained. Every generated sample and token is counted, pilot samples included.
+
+With several processes (FSDP2, :mod:`gvmlit.parallel`) every rank holds the same prompts; each
+``sample`` request is split across ranks balanced by expected tokens, each rank generates and verifies
+its share, and the scored samples are gathered back to every rank. Allocators, the per-prompt store
+and the budget counters therefore see the same global data on every rank and compute the same n_i
+(checked each epoch). The epoch's rollouts are then split across ranks balanced by tokens, with equal
+counts so that every rank takes the same number of optimiser steps; ``batch_size`` is per rank.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from gvmlit.data.sources import PromptSource
 from gvmlit.errors import GvmlitError
 from gvmlit.forward import batch_logprobs
 from gvmlit.metrics import acceptance_rates
+from gvmlit.parallel import all_gather_objects, all_reduce_sum, balanced_partition, rank_share, world
 from gvmlit.policy import max_model_length
 from gvmlit.sampling.base import Sampler
 from gvmlit.sampling.hf import HFSampler
@@ -141,6 +149,8 @@ class RolloutDataModule(LightningDataModule):
         self.seed = seed
         #: cumulative generated samples and tokens by purpose (pilot, train, eval)
         self.counters: dict[str, int] = {f"{p}_{u}": 0 for p in PURPOSES for u in ("samples", "tokens")}
+        #: what this rank generated itself, by purpose (equal to ``counters`` on one process)
+        self.local_counters: dict[str, int] = dict(self.counters)
         #: per-prompt acceptance history, samples spent and G estimates, across epochs
         self.store = PromptStatsStore()
         #: scalars and histograms describing the last rollout, logged by the LightningModule
@@ -239,21 +249,37 @@ class RolloutDataModule(LightningDataModule):
         """Sample and verify ``num_samples[i]`` completions of ``prompts[i]``, counted under ``purpose``."""
         if purpose not in PURPOSES:
             raise ValueError(f"purpose must be one of {PURPOSES}")
-        policy, tokenizer, _ = self._policy()
+        module, tokenizer = self.module, self.module.tokenizer
         sampler = self.eval_sampler if purpose == "eval" else self.sampler
-        before = (sampler.samples_generated, sampler.tokens_generated)
-        groups = sampler.generate(
-            policy, tokenizer, [self.prompt_ids(p) for p in prompts], num_samples, greedy=greedy, desc=f"{purpose}: sampling"
-        )
-        self.counters[f"{purpose}_samples"] += sampler.samples_generated - before[0]
-        self.counters[f"{purpose}_tokens"] += sampler.tokens_generated - before[1]
+        # the rollout weights: the engine syncs them itself (vLLM), or an unsharded local policy
+        policy = module.model if sampler.accepts_sharded_policy else module.local_policy()
+        ids = [self.prompt_ids(p) for p in prompts]
+        rank, size = world()
+        costs = [n * (len(ids[i]) + self._expected_response_tokens(prompts[i])) for i, n in enumerate(num_samples)]
+        mine = rank_share(costs, rank, size)  # this rank's prompts, balanced by expected tokens
+        sampler.prepare(policy)
+        try:
+            groups = sampler.generate(
+                policy, tokenizer, [ids[i] for i in mine], [num_samples[i] for i in mine], greedy=greedy,
+                desc=f"{purpose}: sampling",
+            )  # fmt: skip
+        finally:
+            sampler.release()
         texts = [c.text for group in groups for c in group]
-        references = [p.answer for p, group in zip(prompts, groups) for _ in group]
+        references = [prompts[i].answer for i, group in zip(mine, groups) for _ in group]
         rewards = iter(self.verifier.score(texts, references, desc=f"{purpose}: verifying"))
-        scored = [
+        local = [
             [ScoredCompletion(c.token_ids, c.text, c.logprobs, c.finish_reason, next(rewards)) for c in group]
             for group in groups
         ]
+        self.local_counters[f"{purpose}_samples"] += sum(len(g) for g in local)
+        self.local_counters[f"{purpose}_tokens"] += sum(len(c.token_ids) for g in local for c in g)
+        scored: list[list[ScoredCompletion]] = [[] for _ in prompts]
+        for indices, part in all_gather_objects((mine, local)):  # every rank gets every rank's samples
+            for i, group in zip(indices, part):
+                scored[i] = group
+        self.counters[f"{purpose}_samples"] += sum(len(g) for g in scored)
+        self.counters[f"{purpose}_tokens"] += sum(len(c.token_ids) for g in scored for c in g)
         if purpose != "eval":
             for prompt, group in zip(prompts, scored):
                 accepted = sum(self.is_accepted(c.reward) for c in group)
@@ -261,19 +287,32 @@ class RolloutDataModule(LightningDataModule):
         return scored
 
     def grad_norms(self, prompts, completions, param_slice="embedding", batch_size=64):
-        """‖∇_θs (−log π(y|x))‖₂ of every completion, batched; one array per prompt."""
+        """‖∇_θs (−log π(y|x))‖₂ of every completion, batched; one array per prompt. Under several
+        processes each rank computes a token-balanced share of the prompts and the results are gathered."""
         from gvmlit.allocation.gradnorm import grad_norms_of_rollouts  # gradnorm imports gvmlit.data
 
+        policy = self.module.local_policy()
+        rank, size = world()
+        costs = [sum(len(self.prompt_ids(p)) + len(c.token_ids) for c in group) for p, group in zip(prompts, completions)]
+        mine = rank_share(costs, rank, size)
         rollouts = [
-            Rollout(self.prompt_ids(p), c.token_ids, c.reward, 0.0, i)
-            for i, (p, group) in enumerate(zip(prompts, completions))
-            for c in group
+            Rollout(self.prompt_ids(prompts[i]), c.token_ids, c.reward, 0.0, i) for i in mine for c in completions[i]
         ]
-        norms = grad_norms_of_rollouts(
-            self.module.model, rollouts, self.module.tokenizer.pad_token_id, param_slice, batch_size
-        )
-        sizes = np.cumsum([len(group) for group in completions])[:-1]
-        return np.split(norms, sizes) if len(completions) else []
+        norms = grad_norms_of_rollouts(policy, rollouts, self.module.tokenizer.pad_token_id, param_slice, batch_size)
+        sizes = np.cumsum([len(completions[i]) for i in mine])[:-1]
+        local = np.split(norms, sizes) if mine else []
+        result: list[np.ndarray] = [np.zeros(0) for _ in prompts]
+        for indices, part in all_gather_objects((mine, local)):
+            for i, values in zip(indices, part):
+                result[i] = values
+        return result
+
+    def _expected_response_tokens(self, prompt: PromptRecord) -> float:
+        """Mean response length seen for this prompt so far, else half the length limit (load balancing)."""
+        entry = self.store.prompts.get(prompt.uid)
+        if entry is not None and entry.samples:
+            return entry.tokens / entry.samples
+        return self.sampler.max_new_tokens / 2
 
     # ------------------------------------------------------------------ the epoch's rollouts
     @property
@@ -300,12 +339,21 @@ class RolloutDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         # the run's seed (seed_everything) enters every sampling stream, with the data seed
         self._base_seed = torch.initial_seed()
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
+            raise GvmlitError(
+                "RolloutDataModule splits rollouts across ranks itself: set trainer.use_distributed_sampler=false "
+                "(the gvmlit CLI's default)"
+            )
 
     @contextmanager
     def _random_stream(self, name: str):
         """Run the block on its own torch random stream seeded by (run seed, data seed, name); the
         global stream is restored afterwards."""
         device = next(self.module.model.parameters()).device
+        rank, size = world()
+        if size > 1:  # ranks generate different prompts: their draws must not be the same numbers
+            name = f"{name}:rank{rank}"
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(zlib.crc32(f"{self._base_seed}:{self.seed}:{name}".encode()))
             yield
@@ -329,6 +377,10 @@ class RolloutDataModule(LightningDataModule):
             raise RuntimeError(
                 f"{type(self.allocator).__name__} returned an invalid allocation (sum {allocation.sum()}, budget {remaining})"
             )
+        allocations = all_gather_objects(allocation.tolist())
+        if any(a != allocations[0] for a in allocations):
+            raise RuntimeError(f"epoch {epoch}: ranks computed different allocations; they must see the same statistics")
+        local_before = dict(self.local_counters)
         drawn = self.sample(prompts, allocation.tolist(), purpose="train")
         start_observe = time.perf_counter()
         self.allocator.observe(prompts, drawn, self)
@@ -338,6 +390,7 @@ class RolloutDataModule(LightningDataModule):
             groups = [list(pilot) + list(group) for pilot, group in zip(stats.pilot, drawn)]
         rollouts, metrics = self._weigh(prompts, groups, module)
         rollout_seconds = time.perf_counter() - start
+        metrics.update(self._distribution_metrics(local_before))
 
         accepted = np.array([sum(self.is_accepted(c.reward) for c in g) for g in groups])
         sizes = np.array([len(g) for g in groups])
@@ -401,10 +454,25 @@ class RolloutDataModule(LightningDataModule):
                 metrics[f"allocation/{key}"] = float(stats.extra[key])
         return metrics
 
+    def _distribution_metrics(self, local_before: dict[str, int]) -> dict[str, float]:
+        """Per rank: samples it generated this epoch (pilots included) and tokens it trains on."""
+        rank, size = world()
+        if size == 1:
+            return {}
+        generated = sum(self.local_counters[f"{p}_samples"] - local_before[f"{p}_samples"] for p in ("pilot", "train"))
+        parts = all_gather_objects((generated, self._local_train_tokens))
+        metrics = {"distributed/world_size": float(size), "distributed/allocation_agree": 1.0}
+        for r, (samples, tokens) in enumerate(parts):
+            metrics[f"distributed/rank{r}_generated_samples"] = float(samples)
+            metrics[f"distributed/rank{r}_train_tokens"] = float(tokens)
+        return metrics
+
     def _weigh(self, prompts, groups, module) -> tuple[list[Rollout], dict[str, float]]:
-        """Advantages from the algorithm, π_old from the trainer's policy (when the loss needs it)."""
+        """Advantages from the algorithm (on all rollouts), then this rank's token-balanced share, then
+        π_old from the trainer's policy on that share (when the loss needs it)."""
         flat = [(i, c) for i, g in enumerate(groups) for c in g]
         if not flat:
+            self._local_train_tokens = 0
             return [], {"rollout/kept": 0.0}
         rewards = torch.tensor([c.reward for _, c in flat], dtype=torch.float32)
         accepted = torch.tensor([self.is_accepted(c.reward) for _, c in flat])
@@ -417,7 +485,13 @@ class RolloutDataModule(LightningDataModule):
         ]
         metrics = {"rollout/kept": float(len(rollouts)), "rollout/kept_fraction": len(rollouts) / len(flat)}
         metrics.update(weighting_metrics)
-        if rollouts and module.needs_old_logprobs:
+        rank, size = world()
+        if size > 1:
+            shares = balanced_partition([len(r.prompt_ids) + len(r.response_ids) for r in rollouts], size)
+            metrics["distributed/dropped_for_balance"] = float(len(rollouts) - sum(len(s) for s in shares))
+            rollouts = [rollouts[i] for i in shares[rank]]
+        self._local_train_tokens = sum(len(r.prompt_ids) + len(r.response_ids) for r in rollouts)
+        if module.needs_old_logprobs:  # every rank calls it: a sharded forward is a collective
             metrics["rollout/sampler_trainer_logprob_diff"] = self._recompute_old_logprobs(rollouts, module.model)
         return rollouts, metrics
 
@@ -427,7 +501,7 @@ class RolloutDataModule(LightningDataModule):
         device = next(model.parameters()).device
         pad = self.module.tokenizer.pad_token_id
         total_diff, total_tokens = 0.0, 0
-        for start in range(0, len(rollouts), self.batch_size):
+        for start in range(0, len(rollouts), self.batch_size):  # the same number of batches on every rank
             chunk = rollouts[start : start + self.batch_size]
             batch = collate_rollouts(chunk, pad, self.sampler.temperature)
             logprobs, _ = batch_logprobs(model, {k: v.to(device) for k, v in batch.items()})
@@ -437,6 +511,7 @@ class RolloutDataModule(LightningDataModule):
             total_tokens += int(mask.sum())
             for row, item in enumerate(chunk):
                 item.old_logprobs = logprobs[row][mask[row]].tolist()
+        total_diff, total_tokens = all_reduce_sum([total_diff, total_tokens], device)
         return total_diff / max(total_tokens, 1)
 
     def _loader(self, rollouts: list[Rollout], seed: int) -> DataLoader:
@@ -489,6 +564,7 @@ class RolloutDataModule(LightningDataModule):
     def state_dict(self) -> dict:
         return {
             "counters": dict(self.counters),
+            "local_counters": dict(self.local_counters),
             "sampler": self.sampler.state_dict(),
             "allocator": self.allocator.state_dict(),
             "prompt_stats": self.store.state_dict(),
@@ -497,6 +573,7 @@ class RolloutDataModule(LightningDataModule):
 
     def load_state_dict(self, state: dict) -> None:
         self.counters.update(state["counters"])
+        self.local_counters.update(state.get("local_counters", state["counters"]))
         self.sampler.load_state_dict(state["sampler"])
         self.allocator.load_state_dict(state["allocator"])
         self.store.load_state_dict(state.get("prompt_stats", {}))

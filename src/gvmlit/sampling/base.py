@@ -41,6 +41,10 @@ class Sampler(ABC):
         max_new_tokens: longest response, in tokens.
     """
 
+    #: whether ``generate`` may be given a sharded (FSDP2) policy: engines that hold their own copy of
+    #: the weights gather them in ``prepare``; others get an unsharded local policy
+    accepts_sharded_policy: bool = False
+
     def __init__(self, temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 64) -> None:
         if temperature <= 0:
             raise ValueError("temperature must be > 0 (use greedy=True for argmax decoding)")
@@ -51,6 +55,14 @@ class Sampler(ABC):
         self.max_new_tokens = max_new_tokens
         self.samples_generated = 0
         self.tokens_generated = 0
+
+    def prepare(self, policy: PreTrainedModel) -> None:
+        """Called on every rank before each ``generate`` with the policy's current weights (engines sync
+        them here; a collective when the policy is sharded). Default: nothing."""
+        del policy
+
+    def release(self) -> None:
+        """Called after each ``generate`` (engines free their memory for training here). Default: nothing."""
 
     @abstractmethod
     def _generate(

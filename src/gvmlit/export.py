@@ -1,0 +1,130 @@
+"""Export the policy as a plain Hugging Face model directory (``save_pretrained``).
+
+Two ways in:
+
+- at the end of ``fit``, the :class:`gvmlit.callbacks.ExportPolicy` callback (gathers sharded weights);
+- from any checkpoint, one command: ``gvmlit export CHECKPOINT OUTPUT_DIR``. Checkpoints carry the
+  model's config and the tokenizer's files (``on_save_checkpoint``), so exporting needs neither the
+  recipe nor the original model directory. Both single-file checkpoints and FSDP2's distributed ones
+  (a directory with one shard per rank and ``meta.pt``) are read, on one process, without a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from gvmlit.errors import GvmlitError
+from gvmlit.parallel import full_state_dict, is_sharded, world
+
+log = logging.getLogger("gvmlit")
+
+#: prefix of the policy's parameters in the LightningModule's state dict (``RolloutAlgorithm.model``)
+PREFIX = "model."
+#: name of the metadata file of a distributed checkpoint (Lightning's ``_METADATA_FILENAME``)
+METADATA = "meta.pt"
+
+
+def describe_policy(model: PreTrainedModel, tokenizer) -> dict:
+    """What a checkpoint needs to be exported alone: the model config and the tokenizer's files."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        files = {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+    return {"config": model.config.to_dict(), "tokenizer_files": files}
+
+
+def plain_model(config: dict | object, dtype: torch.dtype | None = None) -> PreTrainedModel:
+    """A fresh, unsharded causal LM of the given config (a dict from ``describe_policy`` or a config)."""
+    if isinstance(config, dict):
+        config = dict(config)
+        config = AutoConfig.for_model(config.pop("model_type"), **config)
+    model = AutoModelForCausalLM.from_config(config)
+    return model.to(dtype) if dtype is not None else model
+
+
+def save_policy(model: PreTrainedModel, tokenizer, path: str | Path) -> None:
+    """``save_pretrained`` the policy and tokenizer into ``path``. A collective when the model is
+    sharded (every rank calls it; rank 0 writes)."""
+    path = Path(path)
+    if not is_sharded(model):
+        if world()[0] == 0:
+            path.mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(path)
+            tokenizer.save_pretrained(path)
+        return
+    weights = full_state_dict(model, rank0_only=True)
+    if world()[0] == 0:
+        dtype = next(iter(weights.values())).dtype
+        plain = plain_model(model.config, dtype)
+        plain.load_state_dict(weights)
+        path.mkdir(parents=True, exist_ok=True)
+        plain.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+
+
+def _read_metadata(checkpoint: Path) -> dict:
+    file = checkpoint / METADATA if checkpoint.is_dir() else checkpoint
+    if not file.is_file():
+        raise GvmlitError(f"{checkpoint} is not a gvmlit checkpoint (no {file.name})")
+    return torch.load(file, map_location="cpu", weights_only=False)
+
+
+def load_policy_weights(checkpoint: Path, model: PreTrainedModel) -> None:
+    """Load the policy weights of a Lightning checkpoint (file or distributed directory) into ``model``."""
+    if checkpoint.is_dir():
+        import torch.distributed.checkpoint as dcp
+
+        stored = dcp.FileSystemReader(str(checkpoint)).read_metadata().state_dict_metadata
+        key = next((k for k in stored if k.startswith("state_dict." + PREFIX)), None)
+        if key is not None:  # keep the dtype the weights were trained in
+            model.to(stored[key].properties.dtype)
+        wanted = {"state_dict": {PREFIX + k: v for k, v in model.state_dict().items()}}
+        dcp.load(wanted, checkpoint_id=str(checkpoint), no_dist=True)
+        weights = {k[len(PREFIX) :]: v for k, v in wanted["state_dict"].items()}
+    else:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+        weights = {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}
+        if weights:
+            model.to(next(iter(weights.values())).dtype)
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else set()
+    if set(missing) - tied or unexpected:
+        raise GvmlitError(f"{checkpoint}: policy weights do not match its config (missing {missing}, unexpected {unexpected})")
+
+
+def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> Path:
+    """Write the policy of ``checkpoint`` as a Hugging Face directory that ``from_pretrained`` loads."""
+    checkpoint, output_dir = Path(checkpoint), Path(output_dir)
+    if not checkpoint.exists():
+        raise GvmlitError(f"checkpoint {checkpoint} not found")
+    meta = _read_metadata(checkpoint)
+    description = (meta.get("gvmlit") or {}).get("export")
+    if description is None:
+        raise GvmlitError(f"{checkpoint} has no policy description (written by a gvmlit older than export); re-save it")
+    model = plain_model(description["config"])
+    load_policy_weights(checkpoint, model)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir)
+    for name, content in description["tokenizer_files"].items():
+        (output_dir / name).write_bytes(content)
+    AutoTokenizer.from_pretrained(output_dir)  # the directory must load as it will be used
+    log.info("exported the policy of %s to %s", checkpoint, output_dir)
+    return output_dir
+
+
+def main(args: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="gvmlit export",
+        description="Write the policy of a gvmlit checkpoint (a file, or an FSDP2 checkpoint directory) as a "
+        "Hugging Face model directory that AutoModelForCausalLM/AutoTokenizer.from_pretrained load.",
+    )
+    parser.add_argument("checkpoint", help="e.g. runs/grpo_gvm/checkpoints/last.ckpt")
+    parser.add_argument("output_dir", help="directory to write config.json, the weights and the tokenizer into")
+    parsed = parser.parse_args(args)
+    path = export_checkpoint(parsed.checkpoint, parsed.output_dir)
+    print(f"exported {parsed.checkpoint} → {path}")
