@@ -142,7 +142,10 @@ def _configure_logging() -> None:
     logger = logging.getLogger("gvmlit")
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("[gvmlit] %(message)s"))
+        rank = os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))
+        handler.setFormatter(logging.Formatter("[gvmlit] %(message)s" if rank == "0" else f"[gvmlit rank {rank}] %(message)s"))
+        # under several processes, progress messages come from rank 0; warnings and errors from every rank
+        handler.addFilter(lambda record: rank == "0" or record.levelno >= logging.WARNING)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
@@ -170,20 +173,46 @@ def main(args=None) -> None:
 
 def _user_error(err: BaseException | None) -> BaseException | None:
     """The GvmlitError behind ``err`` (also when jsonargparse or Lightning wrapped it), or Lightning's
-    own complaint about the trainer's settings (e.g. a GPU asked for on a machine without one)."""
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-
-    seen, misconfigured = set(), None
+    own complaint about the trainer's settings (a GPU asked for on a machine without one, a strategy
+    that does not fit the accelerator)."""
+    seen, trainer_error = set(), None
     while err is not None and id(err) not in seen:
         if isinstance(err, GvmlitError):
             return err
-        if isinstance(err, MisconfigurationException) and misconfigured is None:
-            misconfigured = err
+        if trainer_error is None and _is_trainer_settings_error(err):
+            trainer_error = err
         seen.add(id(err))
         err = err.__cause__ or err.__context__
-    if misconfigured is not None:
-        return GvmlitError("trainer: " + " ".join(str(misconfigured).split()))
-    return None
+    if trainer_error is None:
+        return None
+    message = " ".join(str(trainer_error).split())
+    if "`fsdp`" in message:
+        message += " — gvmlit shards with FSDP2: trainer.strategy.class_path=gvmlit.parallel.FSDP2Strategy"
+    elif "invalid strategy name" in message and "." in message:
+        message += " — give a strategy class as trainer.strategy.class_path (e.g. gvmlit.parallel.FSDP2Strategy)"
+    elif "gpu" in message.lower() and not _cuda_available():
+        message += " — this machine has no CUDA GPU: use trainer.accelerator=cpu"
+    return GvmlitError(f"trainer: {message}")
+
+
+def _is_trainer_settings_error(err: BaseException) -> bool:
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    if isinstance(err, MisconfigurationException):
+        return True
+    if not isinstance(err, ValueError):
+        return False
+    tb, frames = err.__traceback__, []
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    return bool(frames) and "accelerator_connector" in frames[-1]
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 if __name__ == "__main__":

@@ -131,8 +131,8 @@ class PretrainedPolicy(PolicyLoader):
         except OSError as err:
             first = str(err).strip().splitlines()[0]
             raise GvmlitError(f"cannot load policy {path!r}: {first}") from err
-        if self.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+        if self.gradient_checkpointing:  # non-reentrant: the variant that composes with FSDP2
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if self.chat_template and tokenizer.chat_template is None:
             raise GvmlitError(f"policy.chat_template is true but the tokenizer of {path!r} has no chat template")
         return model, prepare_tokenizer(tokenizer)

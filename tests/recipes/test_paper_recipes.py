@@ -1,6 +1,7 @@
 """The paper-scale GPU recipes parse and instantiate on CPU with the model swapped for a tiny local one."""
 
 import pytest
+import torch
 
 from gvmlit.algorithms import GRPO, RAFT
 from gvmlit.allocation import GVMAllocator, UniformAllocator
@@ -63,3 +64,20 @@ def test_vllm_sampler_without_vllm_says_how_to_install(tiny_policy):
 
     with pytest.raises(GvmlitError, match=r"VLLMSampler needs vLLM, which is not installed: pip install 'gvmlit\[vllm\]'"):
         VLLMSampler().generate(model, tokenizer, [[5, 6]], [1])
+
+
+def test_eight_gpu_recipe_shards_with_fsdp2_and_keeps_the_global_batch(monkeypatch):
+    from gvmlit.parallel import FSDP2Strategy
+
+    monkeypatch.chdir(ROOT)
+    tiny = [a for a in TINY if "precision" not in a and "dtype" not in a]
+    cli = GVMLitCLI(args=["--config", "recipes/grpo_gvm_8gpu.yaml", *tiny, "--trainer.devices=8"], run=False)
+    trainer, data = cli.trainer, cli.datamodule
+    strategy = trainer.strategy
+    assert isinstance(strategy, FSDP2Strategy)
+    assert (strategy.param_dtype, strategy.reduce_dtype) == (torch.bfloat16, torch.float32)
+    assert trainer.precision == "32-true" and cli.model.policy.dtype == "float32" and cli.model.policy.gradient_checkpointing
+    assert not trainer._accelerator_connector.use_distributed_sampler  # the data module splits rollouts itself
+    # 2048 samples per optimiser step over 8 ranks, as in the one-GPU recipe
+    assert trainer.num_devices * trainer.accumulate_grad_batches * data.batch_size == 256 * 8
+    assert isinstance(data.sampler, VLLMSampler) and data.prompts_per_epoch == 1024

@@ -314,7 +314,8 @@ class RolloutAlgorithm(LightningModule):
         metrics = self._evaluation_end()
         for name, value in metrics.items():
             if name.count("/") == 1:  # through self.log too, so checkpoint callbacks can monitor val/accuracy
-                self.log(name, value, logger=False, prog_bar=name.endswith("/accuracy"))
+                # identical on every rank (evaluation results are gathered); sync_dist only silences Lightning
+                self.log(name, value, logger=False, prog_bar=name.endswith("/accuracy"), sync_dist=world()[1] > 1)
 
     on_test_epoch_start = on_validation_epoch_start
     test_step = validation_step

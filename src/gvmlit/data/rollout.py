@@ -289,7 +289,9 @@ class RolloutDataModule(LightningDataModule):
     def grad_norms(self, prompts, completions, param_slice="embedding", batch_size=64):
         """‖∇_θs (−log π(y|x))‖₂ of every completion, batched; one array per prompt. Under several
         processes each rank computes a token-balanced share of the prompts and the results are gathered."""
-        from gvmlit.allocation.gradnorm import grad_norms_of_rollouts  # gradnorm imports gvmlit.data
+        from gvmlit.allocation.gradnorm import (
+            grad_norms_of_rollouts,  # gradnorm imports gvmlit.data
+        )
 
         policy = self.module.local_policy()
         rank, size = world()
@@ -369,6 +371,7 @@ class RolloutDataModule(LightningDataModule):
         counted_before = (self.samples_generated, self.tokens_generated, self.counters["pilot_samples"])
 
         start = self.epoch_started = time.perf_counter()
+        local_before = dict(self.local_counters)
         stats = self.allocator.estimate(prompts, self)
         estimate_seconds = time.perf_counter() - start
         remaining = max(budget - stats.budget_spent, 0)
@@ -380,7 +383,7 @@ class RolloutDataModule(LightningDataModule):
         allocations = all_gather_objects(allocation.tolist())
         if any(a != allocations[0] for a in allocations):
             raise RuntimeError(f"epoch {epoch}: ranks computed different allocations; they must see the same statistics")
-        local_before = dict(self.local_counters)
+        self._allocation_checksums = [zlib.crc32(np.asarray(a, dtype=np.int64).tobytes()) % (1 << 24) for a in allocations]
         drawn = self.sample(prompts, allocation.tolist(), purpose="train")
         start_observe = time.perf_counter()
         self.allocator.observe(prompts, drawn, self)
@@ -429,10 +432,10 @@ class RolloutDataModule(LightningDataModule):
             self.epoch_histograms["allocation/estimated_grad_norm"] = np.asarray(stats.grad_norm)
         self.last_stats, self.last_allocation = stats, sizes
         log.info(
-            "epoch %d: %d prompts, %d samples (%d pilot), acceptance %.3f, %d rollouts to train on, %.1fs",
+            "epoch %d: %d prompts, %d samples (%d pilot), acceptance %.3f, %d rollouts to train on%s, %.1fs",
             epoch, len(prompts), self.samples_generated - counted_before[0],
             self.counters["pilot_samples"] - counted_before[2], self.epoch_metrics["rollout/acceptance_rate"],
-            len(rollouts), rollout_seconds,
+            metrics["rollout/kept"], f" ({len(rollouts)} per rank)" if world()[1] > 1 else "", rollout_seconds,
         )  # fmt: skip
         return self._loader(rollouts, seed=self.seed * 100_003 + epoch)
 
@@ -461,10 +464,12 @@ class RolloutDataModule(LightningDataModule):
             return {}
         generated = sum(self.local_counters[f"{p}_samples"] - local_before[f"{p}_samples"] for p in ("pilot", "train"))
         parts = all_gather_objects((generated, self._local_train_tokens))
-        metrics = {"distributed/world_size": float(size), "distributed/allocation_agree": 1.0}
+        metrics = {"distributed/world_size": float(size)}
         for r, (samples, tokens) in enumerate(parts):
             metrics[f"distributed/rank{r}_generated_samples"] = float(samples)
             metrics[f"distributed/rank{r}_train_tokens"] = float(tokens)
+            # CRC of the n_i each rank computed (24 bits, exact in TensorBoard's float32)
+            metrics[f"distributed/rank{r}_allocation_crc"] = float(self._allocation_checksums[r])
         return metrics
 
     def _weigh(self, prompts, groups, module) -> tuple[list[Rollout], dict[str, float]]:

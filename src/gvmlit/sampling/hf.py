@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from gvmlit.errors import GvmlitError
 from gvmlit.policy import max_model_length
+from gvmlit.progress import progress_bar
 from gvmlit.sampling.base import Completion, Sampler
 
 
@@ -54,7 +54,7 @@ class HFSampler(Sampler):
         policy.eval()
         try:
             starts = range(0, len(flat), self.batch_size)
-            bar = tqdm(starts, desc=desc, unit="batch", disable=not self.progress, leave=False)
+            bar = progress_bar(starts, desc=desc, unit="batch", enabled=self.progress)
             for start in bar:
                 rows = flat[start : start + self.batch_size]
                 try:

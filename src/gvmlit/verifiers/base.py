@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 
-from tqdm.auto import tqdm
+from gvmlit.progress import progress_bar
 
 
 class Verifier(ABC):
@@ -41,7 +41,7 @@ class Verifier(ABC):
             raise ValueError(f"{len(responses)} responses but {len(references)} references")
         rewards = []
         pairs = zip(responses, references)
-        for response, reference in tqdm(pairs, total=len(responses), desc=desc, disable=not self.progress, leave=False):
+        for response, reference in progress_bar(pairs, total=len(responses), desc=desc, enabled=self.progress):
             try:
                 reward, outcome = self.score_one(response, reference)
             except Exception:  # noqa: BLE001 — one bad sample must not end the run; it is counted

@@ -21,8 +21,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from tqdm.auto import tqdm
-
+from gvmlit.progress import progress_bar
 from gvmlit.verifiers.base import Verifier
 from gvmlit.verifiers.pool import CRASH, TIMEOUT, WorkerPool
 
@@ -219,7 +218,7 @@ class MathVerifier(Verifier):
             if key is not None and key not in self._cache and key not in todo:
                 todo[key] = args
         if todo:
-            bar = tqdm(total=len(todo), desc=desc, disable=not self.progress, leave=False)
+            bar = progress_bar(total=len(todo), desc=desc, enabled=self.progress)
             fresh: dict[tuple, tuple[float, str]] = {}
 
             def store(key, result):
