@@ -89,7 +89,11 @@ def fsdp_run(tmp_path_factory):
     ]  # fmt: skip
     first = _gvmlit("fit", *common, "--trainer.max_epochs=2")
     first_scalars = read_scalars(out / "grpo_gvm" / "version_0")
-    resumed = _gvmlit("fit", *common, "--config", str(export_overlay), "--trainer.max_epochs=3", "--ckpt_path=last")
+    # the third epoch computes in bfloat16 (FSDP2 mixed precision) over the float32 master weights
+    resumed = _gvmlit(
+        "fit", *common, "--config", str(export_overlay), "--trainer.max_epochs=3", "--ckpt_path=last",
+        "--trainer.strategy.init_args.param_dtype=bfloat16",
+    )  # fmt: skip
     checkpoint = out / "grpo_gvm" / "checkpoints" / "last.ckpt"
     _gvmlit("export", str(checkpoint), str(out / "exported"))
     return {
@@ -138,6 +142,15 @@ def test_resume_continues_the_run(fsdp_run):
     assert [v for _, v in resumed["budget/samples_generated"]] == [384.0 + 192.0]
     assert min(s for s, _ in resumed["train/loss"]) > max(s for s, _ in first["train/loss"])
     assert resumed["allocation/prompts_tracked"][0][1] >= first["allocation/prompts_tracked"][-1][1]
+
+
+def test_mixed_precision_computes_in_bfloat16_over_float32_master_weights(fsdp_run):
+    first, resumed = fsdp_run["first_scalars"], fsdp_run["resumed_scalars"]
+    # float32 compute reproduces the float32 replica's log-probs; bfloat16 compute does not
+    assert max(v for _, v in first["rollout/sampler_trainer_logprob_diff"]) < 1e-5
+    assert min(v for _, v in resumed["rollout/sampler_trainer_logprob_diff"]) > 1e-4
+    exported = AutoModelForCausalLM.from_pretrained(fsdp_run["out"] / "exported", dtype="auto")
+    assert {p.dtype for p in exported.parameters()} == {torch.float32}  # the checkpoint kept the master weights
 
 
 def test_export_loads_with_from_pretrained_and_has_the_trained_weights(fsdp_run):

@@ -193,3 +193,28 @@ def test_overlong_prompts_can_be_skipped_and_are_counted(tmp_path):
     trainer.fit(RAFT(policy=PretrainedPolicy(SFT)), datamodule=data)
     # 5-term prompts are 15 characters: 15 + 115 > 128, so the 15 of them are skipped, the 2-term ones kept
     assert data.skipped_prompts == 15 and len(data.train_records()) == 15
+
+
+def test_export_of_a_single_file_checkpoint_equals_the_trained_policy(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gvmlit.cli import main
+
+    _, data = _fit(tmp_path, "export", 1, callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)])
+    trained = data.trainer.lightning_module.model.state_dict()
+    main(["export", str(tmp_path / "ckpt" / "last.ckpt"), str(tmp_path / "hf")])
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").state_dict()
+    assert exported.keys() == trained.keys()
+    assert all(torch.equal(exported[k], trained[k]) for k in trained)
+    start = AutoModelForCausalLM.from_pretrained(SFT).state_dict()
+    assert any(not torch.equal(exported[k], start[k]) for k in start)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert tokenizer("7+8=")["input_ids"] == AutoTokenizer.from_pretrained(SFT)("7+8=")["input_ids"]
+
+
+def test_export_errors_are_one_line(tmp_path):
+    from test_cli import _cli_error
+
+    assert f"checkpoint {tmp_path / 'missing.ckpt'} not found" in _cli_error("export", str(tmp_path / "missing.ckpt"), str(tmp_path / "out"))
+    (tmp_path / "empty").mkdir()
+    assert "is not a gvmlit checkpoint" in _cli_error("export", str(tmp_path / "empty"), str(tmp_path / "out"))

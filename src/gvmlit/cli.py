@@ -77,7 +77,12 @@ class GVMLitCLI(LightningCLI):
     """LightningCLI with gvmlit's defaults: a rollout dataset rebuilt every epoch, omegaconf ``${}``."""
 
     def __init__(self, args=None, run: bool = True) -> None:
-        parser_kwargs = {name: {"parser_mode": "omegaconf"} for name in SUBCOMMANDS}
+        parser_kwargs: dict = {name: {"parser_mode": "omegaconf"} for name in SUBCOMMANDS}
+        parser_kwargs["description"] = (
+            "Train and evaluate reasoners with RAFT, RAFT++ or GRPO and per-prompt budget allocation. "
+            "Subcommands: fit | validate | test --config RECIPE (see `gvmlit fit --help` for every key); "
+            "export CHECKPOINT OUTPUT_DIR writes a checkpoint's policy as a Hugging Face model directory."
+        )
         super().__init__(
             model_class=RolloutAlgorithm,
             datamodule_class=RolloutDataModule,
@@ -171,7 +176,7 @@ def main(args=None) -> None:
         sys.exit(2)
 
 
-def _user_error(err: BaseException | None) -> BaseException | None:
+def _user_error(err: BaseException | None) -> GvmlitError | None:
     """The GvmlitError behind ``err`` (also when jsonargparse or Lightning wrapped it), or Lightning's
     own complaint about the trainer's settings (a GPU asked for on a machine without one, a strategy
     that does not fit the accelerator)."""

@@ -51,4 +51,5 @@ class DemonstrationDataModule(RolloutDataModule):
             response = tokenizer(record.meta[self.solution_key], add_special_tokens=False)["input_ids"]
             rollouts.append(Rollout(self.prompt_ids(record), response + [tokenizer.eos_token_id], 1.0, 1.0, group))
         self.epoch_metrics = {"budget/samples_generated": float(self.samples_generated)}
+        rollouts, _ = self.train_share(rollouts)  # under several processes, this rank's token-balanced part
         return self._loader(rollouts, seed=self.seed * 100_003 + self.epoch)

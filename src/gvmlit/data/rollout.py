@@ -161,6 +161,8 @@ class RolloutDataModule(LightningDataModule):
         self._epoch_loader: tuple[int, DataLoader] | None = None
         self._base_seed = 0
         self.skipped_prompts = 0
+        self._local_train_tokens = 0  # tokens of the rollouts this rank trains on this epoch
+        self._allocation_checksums: list[int] = []  # of the n_i every rank computed this epoch
 
     # ------------------------------------------------------------------ policy access
     @property
@@ -289,9 +291,7 @@ class RolloutDataModule(LightningDataModule):
     def grad_norms(self, prompts, completions, param_slice="embedding", batch_size=64):
         """‖∇_θs (−log π(y|x))‖₂ of every completion, batched; one array per prompt. Under several
         processes each rank computes a token-balanced share of the prompts and the results are gathered."""
-        from gvmlit.allocation.gradnorm import (
-            grad_norms_of_rollouts,  # gradnorm imports gvmlit.data
-        )
+        from gvmlit.allocation.gradnorm import grad_norms_of_rollouts  # gradnorm imports gvmlit.data
 
         policy = self.module.local_policy()
         rank, size = world()
@@ -490,15 +490,21 @@ class RolloutDataModule(LightningDataModule):
         ]
         metrics = {"rollout/kept": float(len(rollouts)), "rollout/kept_fraction": len(rollouts) / len(flat)}
         metrics.update(weighting_metrics)
-        rank, size = world()
-        if size > 1:
-            shares = balanced_partition([len(r.prompt_ids) + len(r.response_ids) for r in rollouts], size)
-            metrics["distributed/dropped_for_balance"] = float(len(rollouts) - sum(len(s) for s in shares))
-            rollouts = [rollouts[i] for i in shares[rank]]
-        self._local_train_tokens = sum(len(r.prompt_ids) + len(r.response_ids) for r in rollouts)
+        rollouts, dropped = self.train_share(rollouts)
+        if world()[1] > 1:
+            metrics["distributed/dropped_for_balance"] = float(dropped)
         if module.needs_old_logprobs:  # every rank calls it: a sharded forward is a collective
             metrics["rollout/sampler_trainer_logprob_diff"] = self._recompute_old_logprobs(rollouts, module.model)
         return rollouts, metrics
+
+    def train_share(self, rollouts: list[Rollout]) -> tuple[list[Rollout], int]:
+        """This rank's part of the epoch's rollouts (all of them on one process): balanced by tokens,
+        equal counts on every rank; returns it and how many rollouts no rank got (< world size)."""
+        rank, size = world()
+        shares = balanced_partition([len(r.prompt_ids) + len(r.response_ids) for r in rollouts], size)
+        mine = [rollouts[i] for i in shares[rank]]
+        self._local_train_tokens = sum(len(r.prompt_ids) + len(r.response_ids) for r in mine)
+        return mine, len(rollouts) - sum(len(share) for share in shares)
 
     @torch.no_grad()
     def _recompute_old_logprobs(self, rollouts: list[Rollout], model) -> float:
