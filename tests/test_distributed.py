@@ -52,6 +52,43 @@ def test_one_part_is_the_identity_and_rank_shares_cover_everything_once():
     assert rank_share(costs, 0, 1) == list(range(7))
 
 
+def _sharded_grad_norm(rank: int, port: int, results) -> None:
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from gvmlit.parallel import grad_norm
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 4))
+        fully_shard(model, mesh=init_device_mesh("cpu", (2,)))
+        torch.manual_seed(1)
+        model(torch.randn(5, 8)).pow(2).sum().backward()  # the same batch on both ranks
+        results[rank] = float(grad_norm(model.parameters()))  # a generator, as the module passes it
+    finally:
+        dist.destroy_process_group()
+
+
+def test_grad_norm_of_sharded_gradients_is_the_global_norm():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 4))
+    torch.manual_seed(1)
+    model(torch.randn(5, 8)).pow(2).sum().backward()
+    expected = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    results = mp.get_context("spawn").Manager().dict()
+    mp.start_processes(_sharded_grad_norm, args=(port, results), nprocs=2, start_method="spawn")
+    assert results[0] == pytest.approx(expected, rel=1e-5) and results[1] == pytest.approx(expected, rel=1e-5)
+
+
 # ---------------------------------------------------------------------- two processes, FSDP2, gloo
 
 SMALL = [

@@ -164,17 +164,13 @@ def grad_norm(parameters) -> torch.Tensor:
     """Global L2 norm of the gradients, also when they are sharded DTensors (one all-reduce)."""
     from torch.distributed.tensor import DTensor
 
-    squares = []
-    for p in parameters:
-        if p.grad is None:
-            continue
-        grad = p.grad.to_local() if isinstance(p.grad, DTensor) else p.grad
-        squares.append(grad.detach().float().pow(2).sum())
-    if not squares:
+    grads = [p.grad for p in parameters if p.grad is not None]  # ``parameters`` may be a generator: read it once
+    if not grads:
         return torch.tensor(0.0)
-    total = torch.stack(squares).sum()
-    if any(isinstance(p.grad, DTensor) for p in parameters if p.grad is not None) and world()[1] > 1:
-        dist.all_reduce(total)
+    local = [g.to_local() if isinstance(g, DTensor) else g for g in grads]
+    total = torch.stack([g.detach().float().pow(2).sum() for g in local]).sum()
+    if any(isinstance(g, DTensor) for g in grads) and world()[1] > 1:
+        dist.all_reduce(total)  # each rank holds the squares of its shards
     return total.sqrt()
 
 
