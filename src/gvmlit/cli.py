@@ -23,6 +23,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from gvmlit.algorithms.base import RolloutAlgorithm
 from gvmlit.data.rollout import RolloutDataModule
 from gvmlit.errors import GvmlitError
+from gvmlit.progress import launcher_rank
 
 SUBCOMMANDS = ("fit", "validate", "test")
 
@@ -147,7 +148,7 @@ def _configure_logging() -> None:
     logger = logging.getLogger("gvmlit")
     if not logger.handlers:
         handler = logging.StreamHandler()
-        rank = os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))
+        rank = launcher_rank()
         handler.setFormatter(logging.Formatter("[gvmlit] %(message)s" if rank == "0" else f"[gvmlit rank {rank}] %(message)s"))
         # under several processes, progress messages come from rank 0; warnings and errors from every rank
         handler.addFilter(lambda record: rank == "0" or record.levelno >= logging.WARNING)

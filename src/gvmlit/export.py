@@ -50,20 +50,14 @@ def plain_model(config: dict | object, dtype: torch.dtype | None = None) -> PreT
 def save_policy(model: PreTrainedModel, tokenizer, path: str | Path) -> None:
     """``save_pretrained`` the policy and tokenizer into ``path``. A collective when the model is
     sharded (every rank calls it; rank 0 writes)."""
-    path = Path(path)
-    if not is_sharded(model):
+    if is_sharded(model):  # gather the shards on rank 0 into a plain model of the same config
+        weights = full_state_dict(model, rank0_only=True)
         if world()[0] == 0:
-            path.mkdir(parents=True, exist_ok=True)
-            model.save_pretrained(path)
-            tokenizer.save_pretrained(path)
-        return
-    weights = full_state_dict(model, rank0_only=True)
+            model = plain_model(model.config, next(iter(weights.values())).dtype)
+            model.load_state_dict(weights)
     if world()[0] == 0:
-        dtype = next(iter(weights.values())).dtype
-        plain = plain_model(model.config, dtype)
-        plain.load_state_dict(weights)
-        path.mkdir(parents=True, exist_ok=True)
-        plain.save_pretrained(path)
+        Path(path).mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(path)
         tokenizer.save_pretrained(path)
 
 
@@ -74,8 +68,9 @@ def _read_metadata(checkpoint: Path) -> dict:
     return torch.load(file, map_location="cpu", weights_only=False)
 
 
-def load_policy_weights(checkpoint: Path, model: PreTrainedModel) -> None:
-    """Load the policy weights of a Lightning checkpoint (file or distributed directory) into ``model``."""
+def load_policy_weights(checkpoint: Path, model: PreTrainedModel, loaded: dict | None = None) -> None:
+    """Load the policy weights of a Lightning checkpoint (file or distributed directory) into ``model``;
+    ``loaded``: the checkpoint file's contents when the caller has already read it."""
     if checkpoint.is_dir():
         import torch.distributed.checkpoint as dcp
 
@@ -87,7 +82,9 @@ def load_policy_weights(checkpoint: Path, model: PreTrainedModel) -> None:
         dcp.load(wanted, checkpoint_id=str(checkpoint), no_dist=True)
         weights = {k[len(PREFIX) :]: v for k, v in wanted["state_dict"].items()}
     else:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+        if loaded is None:
+            loaded = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = loaded["state_dict"]
         weights = {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}
         if weights:
             model.to(next(iter(weights.values())).dtype)
@@ -107,7 +104,7 @@ def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> Path:
     if description is None:
         raise GvmlitError(f"{checkpoint} has no policy description (written by a gvmlit older than export); re-save it")
     model = plain_model(description["config"])
-    load_policy_weights(checkpoint, model)
+    load_policy_weights(checkpoint, model, loaded=None if checkpoint.is_dir() else meta)  # a file is read once
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
     for name, content in description["tokenizer_files"].items():

@@ -12,8 +12,13 @@ import os
 from tqdm.auto import tqdm
 
 
+def launcher_rank() -> str:
+    """This process's rank as the launcher set it ("0" when there is no launcher)."""
+    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))
+
+
 def first_process() -> bool:
-    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0"
+    return launcher_rank() == "0"
 
 
 def progress_bar(iterable=None, *, enabled: bool = True, **kwargs) -> tqdm:

@@ -80,6 +80,7 @@ class RolloutAlgorithm(LightningModule):
         self._reference: list[torch.nn.Module] = []  # kept out of state_dict and parameters()
         self._replica: list[torch.nn.Module] = []  # unsharded copy for rollouts, when the policy is sharded
         self._replica_step: int | None = None
+        self._export_description: dict | None = None  # model config + tokenizer files, saved in checkpoints
 
     # ------------------------------------------------------------------ policy
     def configure_model(self) -> None:
@@ -208,8 +209,14 @@ class RolloutAlgorithm(LightningModule):
             "policy": _describe(self.policy),
             "reference": _describe(self.policy) if self.kl_coef > 0 else None,
             "skipped_batches": self.skipped_batches,
-            "export": describe_policy(self.model, self.tokenizer),  # `gvmlit export` needs only the checkpoint
+            "export": self._describe_for_export(),  # `gvmlit export` needs only the checkpoint
         }
+
+    def _describe_for_export(self) -> dict:
+        """The policy's config and tokenizer files, serialised once (neither changes during a run)."""
+        if self._export_description is None:
+            self._export_description = describe_policy(self.model, self.tokenizer)
+        return self._export_description
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("gvmlit")
