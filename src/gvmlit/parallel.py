@@ -15,7 +15,6 @@ steps) and :func:`full_state_dict` (the unsharded weights, for rollouts and expo
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from datetime import timedelta
@@ -27,7 +26,6 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from gvmlit.errors import GvmlitError
 from gvmlit.policy import resolve_dtype
 
-log = logging.getLogger("gvmlit")
 
 
 # ---------------------------------------------------------------------- process group
@@ -99,9 +97,7 @@ def balanced_partition(costs: Sequence[float], parts: int, equal_size: bool = Tr
 
 def rank_share(costs: Sequence[float], rank: int, size: int) -> list[int]:
     """The indices rank ``rank`` generates: all items split into ``size`` cost-balanced parts (sizes may differ)."""
-    if size == 1:
-        return list(range(len(costs)))
-    return balanced_partition(costs, size, equal_size=False)[rank]
+    return balanced_partition(costs, size, equal_size=False)[rank]  # one part: all indices, in order
 
 
 # ---------------------------------------------------------------------- sharded models
