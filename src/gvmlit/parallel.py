@@ -27,7 +27,6 @@ from gvmlit.errors import GvmlitError
 from gvmlit.policy import resolve_dtype
 
 
-
 # ---------------------------------------------------------------------- process group
 def world() -> tuple[int, int]:
     """(rank, world size) of the default process group; (0, 1) when not distributed."""
