@@ -1,13 +1,13 @@
 """MathVerifier on real data: MATH-500 golds, labelled cases from other projects, timeouts, caching."""
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
 from gvmlit.verifiers import MathVerifier
 from gvmlit.verifiers.math import extract_answer, strip_reasoning
+from helpers import rewards
 
 DATA = Path(__file__).parent / "data"
 MATH500 = [json.loads(line) for line in (DATA / "math500_answers.jsonl").read_text().splitlines()]
@@ -24,34 +24,32 @@ def pooled():
 def test_math500_golds_match_when_boxed_and_not_against_another_problem(pooled):
     golds = [r["answer"] for r in MATH500]
     wrapped = [f"Let me work it out step by step. ... so the answer is $\\boxed{{{g}}}$." for g in golds]
-    assert pooled.score(wrapped, golds) == [1.0] * len(golds)
+    assert rewards(pooled, wrapped, golds) == [1.0] * len(golds)
     # a different problem's gold must not match (skip the few pairs that are genuinely equal)
     shifted = golds[1:] + golds[:1]
     pairs = [(w, g) for w, g, other in zip(wrapped, shifted, golds) if g.replace(" ", "") != other.replace(" ", "")]
-    rewards = pooled.score([w for w, _ in pairs], [g for _, g in pairs])
-    assert sum(rewards) == 0, [p for p, r in zip(pairs, rewards) if r]
+    got = rewards(pooled, [w for w, _ in pairs], [g for _, g in pairs])
+    assert sum(got) == 0, [p for p, r in zip(pairs, got) if r]
 
 
 def test_labelled_cases_from_other_projects(pooled):
-    """120 labelled (prediction, gold) pairs from other projects' tests and the benchmarks; plain
-    math-verify gets about 86 % of the full set right, gvmlit's front-end must do clearly better."""
-    rewards = pooled.score([c["prediction"] for c in CASES], [c["gold"] for c in CASES])
-    right = sum((r == 1.0) == c["expected"] for r, c in zip(rewards, CASES))
-    assert right / len(CASES) >= 0.92, right
+    """120 labelled (prediction, gold) pairs from other projects' tests and the benchmarks (a slice of the
+    set the verifier was developed against); plain math-verify gets about 86 % of the full set right."""
+    got = rewards(pooled, [c["prediction"] for c in CASES], [c["gold"] for c in CASES])
+    wrong = [c["id"] for r, c in zip(got, CASES) if (r == 1.0) != c["expected"]]
+    assert len(wrong) <= 2, wrong
 
 
 def test_hanging_answer_is_cut_off_and_the_batch_still_returns():
+    """No wall-clock assertion: under load the hang takes longer to detect, but the verdicts do not change."""
     verifier = MathVerifier(workers=2, timeout_seconds=2, progress=False)
     try:
         responses = [r"\boxed{9^{9^{9^{9}}}}", r"\boxed{3}", r"#### 4", "no answer"]
-        started = time.monotonic()
-        rewards = verifier.score(responses, ["3", "3", "4", "4"])
-        elapsed = time.monotonic() - started
-        assert rewards == [0.0, 1.0, 1.0, 0.0]
-        assert elapsed < 20
+        got = rewards(verifier, responses, ["3", "3", "4", "4"])
+        assert got == [0.0, 1.0, 1.0, 0.0]
         assert verifier.outcomes["timeout"] == 1 and verifier.outcomes["no_answer"] == 1
         # the pool recovered: the killed worker was replaced and scoring goes on
-        assert verifier.score([r"\boxed{\frac{1}{2}}"], ["0.5"]) == [1.0]
+        assert rewards(verifier, [r"\boxed{\frac{1}{2}}", r"\boxed{x^2}"], ["0.5", "x*x"]) == [1.0, 1.0]
         assert verifier._pool.killed == 1
     finally:
         verifier.close()
@@ -59,11 +57,11 @@ def test_hanging_answer_is_cut_off_and_the_batch_still_returns():
 
 def test_distinct_outcomes_and_cache():
     verifier = MathVerifier(workers=0, progress=False)
-    verifier.score([r"\boxed{2}", r"\boxed{3}", "nothing here", r"\boxed{2}", "<think>unfinished"], ["2", "2", "2", "", "2"])
+    rewards(verifier, [r"\boxed{2}", r"\boxed{3}", "nothing here", r"\boxed{2}", "<think>unfinished"], ["2", "2", "2", "", "2"])
     assert verifier.outcomes["correct"] == 1 and verifier.outcomes["wrong"] == 1
     assert verifier.outcomes["no_answer"] == 2 and verifier.outcomes["invalid_gold"] == 1
     cached = len(verifier._cache)
-    verifier.score([r"The result: \boxed{2}"], ["2"])  # same (answer, gold): served from the cache
+    rewards(verifier, [r"The result: \boxed{2}"], ["2"])  # same (answer, gold): served from the cache
     assert len(verifier._cache) == cached and verifier.outcomes["correct"] == 2
 
 

@@ -2,7 +2,9 @@
 
 import pytest
 
+from gvmlit.records import PromptRecord
 from gvmlit.verifiers import ArithmeticVerifier, MathVerifier, extract_answer
+from helpers import rewards
 
 # (response as a model writes it, gold answer, expected reward)
 MATH_CASES = [
@@ -54,15 +56,15 @@ IN_PROCESS = MathVerifier(workers=0, progress=False)
 
 @pytest.mark.parametrize(("response", "gold", "expected"), MATH_CASES)
 def test_math_verifier_formats(response, gold, expected):
-    reward, outcome = IN_PROCESS.score_one(response, gold)
-    assert reward == expected, (response, gold, outcome)
+    verdict = IN_PROCESS.score_one(response, PromptRecord("case", "", gold))
+    assert verdict.reward == expected, (response, gold, verdict.outcome)
 
 
 def test_outcomes_are_counted_and_batch_scoring_matches():
     verifier = MathVerifier(workers=0, progress=False)
     responses = [c[0] for c in MATH_CASES]
     golds = [c[1] for c in MATH_CASES]
-    assert verifier.score(responses, golds) == [c[2] for c in MATH_CASES]
+    assert rewards(verifier, responses, golds) == [c[2] for c in MATH_CASES]
     assert sum(verifier.outcomes.values()) == len(MATH_CASES)
     assert verifier.outcomes["correct"] == sum(c[2] for c in MATH_CASES)
     assert verifier.outcomes["no_answer"] >= 2
@@ -87,4 +89,4 @@ def test_extract_answer_priorities():
     ],
 )
 def test_arithmetic_verifier(response, gold, expected):
-    assert ArithmeticVerifier(progress=False).score([response], [gold]) == [expected]
+    assert rewards(ArithmeticVerifier(progress=False), [response], [gold]) == [expected]

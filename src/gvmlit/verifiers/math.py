@@ -1,262 +1,190 @@
-"""MathVerifier: answer equivalence with math-verify (sympy), hardened for training loops.
+"""MathVerifier: is the response's final answer equal to the gold? math-verify (sympy) behind a front-end.
 
-Front-end (what plain ``verify(parse(gold), parse(response))`` gets wrong, see docs/verifier.md):
+What is accepted and what is not, with examples: docs/verifier.md. The parts:
 
-- the response: reasoning inside ``<think>…</think>`` and special tokens (``<|im_end|>``) are removed;
-  an unfinished ``<think>`` block has no answer; the final answer is the last ``\\boxed{…}``, else the
-  last ``#### …``, else the last "the answer is …", else whatever math-verify finds in the text;
-- the gold: a bare gold (no ``$``, ``\\boxed``) is wrapped as ``$gold$`` so LaTeX parses as a whole,
-  and an extracted boxed / ``####`` answer is wrapped the same way.
+- :mod:`gvmlit.verifiers.extraction` — which part of the response is the answer (a configurable policy:
+  answer tags, ``\\boxed{}``, ``#### N``, "the answer is …", a bare final line);
+- the gold, read per ``gold_format`` (:func:`prepare_gold`): LaTeX, SymPy/Python syntax, plain text,
+  or detected (``auto``); a gold that is a whole solution gives its boxed or ``####`` answer;
+- :mod:`gvmlit.verifiers.equivalence` — lenient on form, strict on value (numbers at the precision the
+  answer states, expressions symbolically, sets, intervals, tuples, matrices, equations, text).
 
-Scoring runs in worker processes with a hard per-answer timeout (sympy can hang in C code, where
-signals do not reach), and results are cached per (answer, gold) pair. Every outcome is one of
-``correct``, ``wrong``, ``no_answer`` (the response states none), ``unparseable_answer``,
-``invalid_gold``, ``timeout``, ``error``; all are counted in ``outcomes``.
+Scoring runs in worker processes with a hard per-answer limit (:mod:`gvmlit.verifiers.pool`), and
+verdicts are cached per (answer, gold). Every outcome is one of ``correct``, ``wrong``, ``no_answer``
+(the response states none), ``unparseable_answer``, ``invalid_gold``, ``timeout``, ``error``.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable
+from typing import Any, Literal, get_args
 
-from gvmlit.progress import progress_bar
+from gvmlit.records import PromptRecord, Verdict
 from gvmlit.verifiers.base import Verifier
-from gvmlit.verifiers.pool import CRASH, TIMEOUT, WorkerPool
+from gvmlit.verifiers.equivalence import EquivalenceSettings, judge, quick_verdict
+from gvmlit.verifiers.extraction import (
+    DEFAULT_FORMATS,
+    AnswerFormat,
+    Choice,
+    ExtractionPolicy,
+    boxed_candidates,
+    clean_answer,
+    extract_answer,
+    last_boxed,
+    strip_reasoning,
+)
+from gvmlit.verifiers.normalize import looks_like_python, normalize_unicode, python_to_latex
 
-_HASHES = re.compile(r"####\s*([^\n]+)")
-_ANSWER_IS = re.compile(r"answer is[:\s]*(\$[^$\n]+\$|\\\(.+?\\\)|[^\n]+?)(?=\.\s|\.?$|\n)", re.IGNORECASE | re.MULTILINE)
-_SPECIAL_TOKENS = re.compile(r"<\|[^|>]{1,40}\|>|</s>|<eos>|<pad>")
-_BRACKETED = re.compile(r"(?<!\\)\[([^\[\]\n]{1,30})\]")
-_THOUSANDS = re.compile(r"-?\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?")
-_TEXT_WRAPPERS = re.compile(r"^\\(?:textbf|mathbf|text|mathrm)\{(.*)\}$", re.DOTALL)
+GoldFormat = Literal["auto", "latex", "sympy", "text"]
+GOLD_FORMATS: tuple[str, ...] = get_args(GoldFormat)
 
-
-_BOX = re.compile(r"\\(?:boxed|fbox)")
-_CONNECTOR = re.compile(r"(?:\s|[,;$.]|\\[,;! ]|\\q?quad|\\text\{[^{}]*\}|\band\b|\bor\b|\\\(|\\\))*")
-
-
-def _boxed_spans(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, content) of every ``\\boxed{…}`` / ``\\fbox{…}`` with balanced braces."""
-    spans = []
-    for match in _BOX.finditer(text):
-        brace = match.end()
-        while brace < len(text) and text[brace] == " ":
-            brace += 1
-        if brace >= len(text) or text[brace] != "{":
-            rest = text[match.end() :].split(None, 1)  # "\boxed 5" form
-            if rest:
-                spans.append((match.start(), match.end(), rest[0].split("$")[0]))
-            continue
-        depth = 0
-        for i in range(brace, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            if depth == 0:
-                spans.append((match.start(), i + 1, text[brace + 1 : i]))
-                break
-    return spans
+__all__ = ["MathVerifier", "extract_answer", "last_boxed", "prepare_gold", "strip_reasoning"]
 
 
-def last_boxed(text: str) -> str | None:
-    """The final boxed answer: the last ``\\boxed{…}``, or several boxed answers joined by commas when
-    only connectors (``and``, commas, ``\\quad``, ``\\text{and}``) stand between them (multi-part answers)."""
-    spans = _boxed_spans(text)
-    if not spans:
-        return None
-    parts = [spans[-1]]
-    for earlier in reversed(spans[:-1]):
-        gap = text[earlier[1] : parts[0][0]]
-        if _CONNECTOR.fullmatch(gap) is None or "\n\n" in gap:
-            break
-        parts.insert(0, earlier)
-    return ", ".join(content.strip() for _, _, content in parts)
+def prepare_gold(gold: str, gold_format: str = "auto") -> str | None:
+    """The gold answer as the comparison reads it; None when there is none (outcome ``invalid_gold``).
 
-
-def strip_reasoning(text: str) -> str | None:
-    """The text after the reasoning block; None when a ``<think>`` block never closes."""
-    text = _SPECIAL_TOKENS.sub("", text)
-    if "</think>" in text:
-        return text.rsplit("</think>", 1)[1]
-    if "<think>" in text:
-        return None
-    return text
-
-
-def _clean_boxed(answer: str) -> str:
-    answer = answer.strip()
-    while (m := _TEXT_WRAPPERS.match(answer)) and m.group(1).count("{") == m.group(1).count("}"):
-        answer = m.group(1).strip()
-    if re.fullmatch(r"\(\s*-?\d+\s*\)", answer):  # AoPS "\textbf{(073)}"
-        answer = answer.strip("() ")
-    return _plain_number(answer)
-
-
-def extract_answer(text: str) -> str | None:
-    """The final answer stated in a response, or None when it states none (see module docstring)."""
-    body = strip_reasoning(text)
-    if body is None:
-        return None
-    boxed = last_boxed(body)
-    if boxed is not None:
-        return _clean_boxed(boxed) or None
-    for pattern in (_HASHES, _ANSWER_IS, _BRACKETED):  # "[90]": the bracket convention of some datasets
-        found = pattern.findall(body)
-        if found:
-            answer = found[-1].strip().rstrip(".").strip().strip("$").strip()
-            return _plain_number(answer) or None
-    return None
-
-
-def _plain_number(answer: str) -> str:
-    """``\\$10`` → ``10``; ``10,455`` and ``14{,}916`` → digits without thousands separators."""
-    answer = answer.replace("\\$", "").strip()
-    if _THOUSANDS.fullmatch(answer):
-        answer = answer.replace("{,}", "").replace(",", "")
-    return answer
-
-
-def _wrap(answer: str) -> str:
-    if "$" in answer or "\\(" in answer or "\\[" in answer or "\\boxed" in answer:
-        return answer
-    return f"${answer}$"
-
-
-def normalize_gold(gold: str) -> str:
-    gold = gold.strip()
-    if "####" in gold:
-        gold = gold.rsplit("####", 1)[1].strip()
-    return _wrap(_plain_number(gold))
-
-
-def _bare(body: str) -> bool:
-    """A short response that is only a math expression (no prose), e.g. ``\\frac34i`` or ``x^2 + 2*x + 1``."""
-    text = body.strip()
-    return 0 < len(text) <= 80 and "\n" not in text and "$" not in text and not re.search(r"[A-Za-z]{4,}", re.sub(r"\\[A-Za-z]+", "", text))
-
-
-def judge(answer: str | None, body: str, gold: str, timeout: float | None, float_rounding: int) -> tuple[float, str]:
-    """Compare one extracted answer (or, when None, the response body) with the gold answer.
-
-    Runs in a worker process (or the main thread); ``timeout`` is math-verify's own signal timeout.
+    - ``latex``: LaTeX, with or without ``$…$``; a whole solution gives its last ``\\boxed{}`` group
+      or the text after its last ``####``;
+    - ``sympy``: SymPy/Python syntax (``x**6``, ``7*sin(pi*x/5)+1``), translated to LaTeX;
+    - ``text``: compared as text only (case, spaces and ``\\text{}`` aside);
+    - ``auto``: ``sympy`` when the gold has Python-only syntax and no LaTeX, else ``latex``.
     """
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-
-    extraction = [LatexExtractionConfig(), ExprExtractionConfig()]
-    seconds = int(timeout) if timeout and threading.current_thread() is threading.main_thread() else None
-    gold_parsed = parse(normalize_gold(gold), extraction, parsing_timeout=seconds)
-    if not gold_parsed:
-        return 0.0, "invalid_gold"
-    if answer is None and _bare(body):
-        answer = body.strip()  # a bare expression parses best as LaTeX as a whole
-        pred_parsed = parse(_wrap(answer), extraction, parsing_timeout=seconds) or parse(body, extraction, parsing_timeout=seconds)
-    else:
-        pred_parsed = parse(_wrap(answer) if answer is not None else body, extraction, parsing_timeout=seconds)
-    if not pred_parsed:
-        return 0.0, "unparseable_answer" if answer is not None else "no_answer"
-    ok = verify(gold_parsed, pred_parsed, float_rounding=float_rounding, timeout_seconds=seconds)
-    return (1.0, "correct") if ok else (0.0, "wrong")
+    text = normalize_unicode(str(gold)).strip()
+    if not text:
+        return None
+    if gold_format == "text":
+        return clean_answer(text, python_syntax=False) or None
+    if "####" in text:
+        text = text.rsplit("####", 1)[1].strip()
+    elif "\\boxed" in text or "\\fbox" in text:
+        boxes = boxed_candidates(text, join=True, prefer_exact=True)
+        text = boxes[-1].text if boxes else text
+    if gold_format == "sympy" or (gold_format == "auto" and looks_like_python(text)):
+        converted = python_to_latex(text)
+        if converted is None:
+            return None if gold_format == "sympy" else clean_answer(text, python_syntax=False) or None
+        text = converted
+    return clean_answer(text, python_syntax=False) or None
 
 
 class MathVerifier(Verifier):
-    """math-verify equivalence of the response's final answer with the gold answer (reward 1 or 0).
+    """Equivalence of the response's final answer with the gold answer (reward 1 or 0).
 
     Args:
         workers: worker processes for scoring (0 = score in this process, without a hard timeout).
-        timeout_seconds: hard limit per answer; an answer that takes longer scores 0 (``timeout``).
-        float_rounding: decimals kept when comparing floats.
-        cache_size: (answer, gold) results kept in memory.
+        timeout_seconds: hard limit on one answer's own work; an answer that takes longer scores 0
+            (``timeout``) and the pair is not tried again.
+        answer_formats: where the final answer may be stated, among ``answer_tag`` (``<answer>…</answer>``;
+            when present only its content counts), ``boxed``, ``hashes`` (``#### N``), ``answer_is``
+            ("the answer is …", "Answer: …") and ``final_line`` (the last line, when no marker is found).
+        choose: with answers in several places, take the one that comes ``last`` in the text, or the
+            last one of the first format in ``answer_formats`` that has one (``format_order``).
+        join_boxed: boxes separated only by connectors (``\\boxed{1}, \\boxed{2}``) form one answer.
+        prefer_exact: an exact value followed by its approximation (``\\sqrt{2} \\approx 1.414``) is
+            judged on the exact value.
+        normalize_unicode: map typographic unicode (non-ASCII spaces, ``−``, ``×``, ``√``, ``²``, ``½``)
+            to ASCII/LaTeX before extraction.
+        gold_format: how golds are written: ``latex``, ``sympy`` (Python syntax, ``x**2``), ``text``
+            (compared as text) or ``auto`` (``sympy`` when the gold has Python-only syntax, else ``latex``).
+        min_significant_digits: a decimal answer counts as a rounding of an exact value (``2.6667`` for
+            ``\\frac{8}{3}``) only when correct to every digit it states and it states at least this many
+            significant digits; otherwise decimals must be exactly equal.
+        cache_size: (answer, gold) verdicts kept in memory.
         progress: show a progress bar while scoring.
     """
+
+    _transient = (*Verifier._transient, "_cache", "_in_worker")
 
     def __init__(
         self,
         workers: int = 2,
         timeout_seconds: float = 5.0,
-        float_rounding: int = 6,
+        answer_formats: tuple[AnswerFormat, ...] = DEFAULT_FORMATS,
+        choose: Choice = "last",
+        join_boxed: bool = True,
+        prefer_exact: bool = True,
+        normalize_unicode: bool = True,
+        gold_format: GoldFormat = "auto",
+        min_significant_digits: int = 4,
         cache_size: int = 100_000,
         progress: bool = True,
     ) -> None:
-        super().__init__(progress=progress)
-        self.workers = workers
-        self.timeout_seconds = timeout_seconds
-        self.float_rounding = float_rounding
+        super().__init__(progress=progress, workers=workers, timeout_seconds=timeout_seconds)
+        if gold_format not in GOLD_FORMATS:
+            raise ValueError(f"gold_format must be one of {', '.join(GOLD_FORMATS)}; got {gold_format!r}")
+        if isinstance(min_significant_digits, bool) or not isinstance(min_significant_digits, int) or min_significant_digits < 1:
+            raise ValueError(f"min_significant_digits must be an integer >= 1, got {min_significant_digits!r}")
+        self.policy = ExtractionPolicy(tuple(answer_formats), choose, join_boxed, prefer_exact, normalize_unicode)
+        self.gold_format = gold_format
+        self.settings = EquivalenceSettings(min_significant_digits, gold_is_text=gold_format == "text")
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple, tuple[float, str]] = OrderedDict()
-        self._pool: WorkerPool | None = None
 
-    def _key(self, response: str, reference: str) -> tuple[tuple | None, tuple]:
-        """(cache key, judge arguments); key None when the response has no answer at all."""
-        body = strip_reasoning(response)
-        if body is None:
-            return None, ()
-        answer = extract_answer(response)
-        # with an extracted answer the rest of the response is irrelevant: key on the answer alone
-        key = ("answer", answer, reference) if answer is not None else ("body", body, reference)
-        return key, (answer, body, reference, self.timeout_seconds, self.float_rounding)
+    def _init_transient(self) -> None:
+        super()._init_transient()
+        self._cache: OrderedDict[Hashable, Verdict] = OrderedDict()
+        self._in_worker = False
+
+    # -- the parent side ----------------------------------------------------------------------------
 
     def extract(self, response: str) -> str | None:
-        answer = extract_answer(response)
+        answer = extract_answer(response, self.policy)
         return None if answer is None else re.sub(r"\s+", "", answer)
 
-    def score_one(self, response: str, reference: str) -> tuple[float, str]:
-        results = self._score([response], [reference])
-        return results[0]
+    def plan(self, response: str, record: PromptRecord) -> Verdict | tuple[Hashable, Any]:
+        answer = extract_answer(response, self.policy)
+        if answer is None:
+            return Verdict(0.0, "no_answer")
+        gold = prepare_gold(record.answer, self.gold_format)
+        if gold is None:
+            return Verdict(0.0, "invalid_gold")
+        quick = quick_verdict(answer, gold, self.settings)
+        if quick is not None:
+            return quick
+        return ("math", answer, gold), (answer, gold)
 
-    def score(self, responses: Sequence[str], references: Sequence[str], desc: str = "verifying") -> list[float]:
-        if len(responses) != len(references):
-            raise ValueError(f"{len(responses)} responses but {len(references)} references")
-        results = self._score(responses, references, desc)
-        for _, outcome in results:
-            self.outcomes[outcome] += 1
-        return [reward for reward, _ in results]
+    def affinity(self, key: Hashable) -> Any:
+        return key[2]  # the gold: a worker parses it once for all the answers to the same problem
 
-    def _score(self, responses, references, desc: str = "verifying") -> list[tuple[float, str]]:
-        keys = [self._key(r, g) for r, g in zip(responses, references)]
-        todo = {}
-        for key, args in keys:
-            if key is not None and key not in self._cache and key not in todo:
-                todo[key] = args
-        if todo:
-            bar = progress_bar(total=len(todo), desc=desc, enabled=self.progress)
-            fresh: dict[tuple, tuple[float, str]] = {}
+    def recall(self, key: Hashable) -> Verdict | None:
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        return super().recall(key)
 
-            def store(key, result):
-                if result is TIMEOUT:
-                    result = (0.0, "timeout")
-                elif result is CRASH or (isinstance(result, tuple) and result[0] == "exception"):
-                    result = (0.0, "error")
-                fresh[key] = result
-                bar.update(1)
+    def remember(self, key: Hashable, verdict: Verdict) -> None:
+        super().remember(key, verdict)
+        if verdict.outcome in ("timeout", "error") or self.cache_size <= 0:
+            return  # a timeout is remembered by the base class; an error may be a dead worker
+        self._cache[key] = verdict
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
 
-            if self.workers > 0:
-                if self._pool is None:
-                    self._pool = WorkerPool(judge, self.workers, self.timeout_seconds)
-                self._pool.map(todo.items(), store)
-            else:
-                for key, args in todo.items():
-                    try:
-                        store(key, judge(*args))
-                    except Exception:  # noqa: BLE001 — one bad answer costs that answer only
-                        store(key, CRASH)
-            bar.close()
-            for key, result in fresh.items():
-                if result[1] != "timeout":  # a timeout may be load; do not remember it
-                    self._cache[key] = result
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-            lookup = {**self._cache, **fresh}
-        else:
-            lookup = self._cache
-        return [(0.0, "no_answer") if key is None else lookup[key] for key, _ in keys]
+    # -- the worker side ----------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop the worker processes (they are daemons and also stop with the process)."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+    def warm_up(self) -> None:
+        """Import sympy and math-verify and parse once (the parser builds its grammar on first use)."""
+        logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout disabled": the pool enforces it
+        self._in_worker = True
+        judge("x^2 + \\frac{1}{2}", "\\frac{1}{2} + x^{2}", self.settings)
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_pool"] = None
-        return state
+    def run_task(self, payload: tuple[str, str]) -> Verdict:
+        answer, gold = payload
+        return judge(answer, gold, self.settings, timeout=self._soft_timeout())
+
+    def _soft_timeout(self) -> int | None:
+        """math-verify's own signal-based limit, only in-process (a worker is under the pool's hard one)."""
+        if self._in_worker or threading.current_thread() is not threading.main_thread():
+            return None
+        return max(1, math.ceil(self.timeout_seconds))
+
+    def score_one(self, response: str, record: PromptRecord) -> Verdict:
+        """Judge one response in this process (no worker, no hard timeout, no cache)."""
+        plan = self.plan(response, record)
+        return plan if isinstance(plan, Verdict) else self.run_task(plan[1])

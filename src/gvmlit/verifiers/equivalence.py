@@ -1,0 +1,286 @@
+"""Is an extracted answer equal to the gold? Lenient on form, strict on value (docs/verifier.md).
+
+Order of the checks:
+
+1. **Quick checks** in pure Python (no sympy; they also run in the parent, before any worker is asked):
+   two plain numbers or fractions (``-\\frac{7}{2}``, ``13/4``), text answers (``ellipse`` vs
+   ``\\text{Ellipse}``, ``E`` vs ``E'``), a choice letter (gold ``C``, answer ``C. x = 42``), a decimal
+   comma (``1,22`` vs ``1.22``).
+2. **math-verify** (sympy) on both sides: expressions compared symbolically, and sets, intervals,
+   tuples, matrices, equations, units and percentages as math-verify compares them.
+
+Numbers are compared at the precision the answer gives, not at a fixed number of digits: a decimal
+equals an exact value (``\\frac{8}{3}``, ``\\sqrt{17}``) or a more precise decimal when it is that value
+correctly rounded to every digit it states *and* it states at least ``min_significant_digits``
+significant digits (``2.6667`` = 8/3; ``0.333`` ≠ 1/3 with the default 4; ``3.1428571000`` ≠ 22/7, since
+its eighth decimal is wrong). Otherwise decimals must be equal as numbers (``0.5`` = 1/2, ``27.0`` = 27).
+Inside math-verify this is done by *snapping*: a decimal that correctly rounds a number of the other
+side is replaced by that number before the comparison.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from functools import lru_cache
+
+from gvmlit.records import Verdict
+
+#: decimals at which math-verify compares the decimals that were not snapped: exact for practical purposes
+EXACT_DECIMALS = 12
+#: numeric sub-expressions of the other side considered when snapping (bounds the work on huge answers)
+MAX_SNAP_CANDIDATES = 200
+
+CORRECT = Verdict(1.0, "correct")
+WRONG = Verdict(0.0, "wrong")
+
+
+@dataclass(frozen=True)
+class EquivalenceSettings:
+    """Args:
+    min_significant_digits: fewest significant digits a decimal must state to count as a rounding of
+        an exact value.
+    gold_is_text: compare as text only (``gold_format="text"``).
+    """
+
+    min_significant_digits: int = 4
+    gold_is_text: bool = False
+
+
+# -- plain numbers ----------------------------------------------------------------------------------
+
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
+_DECIMAL_COMMA = re.compile(r"-?\d+,\d+")
+
+
+def plain_number(text: str) -> Decimal | None:
+    """The value of a plain decimal numeral (``-12``, ``0.50``, ``.5``), keeping its stated precision."""
+    if _PLAIN_NUMBER.fullmatch(text) is None:
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return None
+
+
+_FRACTION = re.compile(r"(-?)(?:\\[dt]?frac\{(-?\d+)\}\{(-?\d+)\}|\\[dt]?frac(\d)(\d)|(\d+)\s*/\s*(\d+))")
+
+
+def plain_rational(text: str) -> Fraction | Decimal | None:
+    """A numeral the quick check can compare without sympy: a decimal (a ``Decimal``, keeping its stated
+    precision) or an exact fraction (``3``, ``-\\frac{7}{2}``, ``\\frac34``, ``13/4``)."""
+    number = plain_number(text)
+    if number is not None:
+        return Fraction(int(number)) if number == number.to_integral_value() and "." not in text else number
+    match = _FRACTION.fullmatch(text.strip())
+    if match is None:
+        return None
+    sign, *parts = match.groups()
+    numerator, denominator = next((int(a), int(b)) for a, b in zip(parts[::2], parts[1::2]) if a is not None)
+    if denominator == 0:
+        return None
+    return Fraction(-numerator if sign else numerator, denominator)
+
+
+def rationals_match(gold: Fraction | Decimal, answer: Fraction | Decimal, min_significant_digits: int) -> bool:
+    """Exact values equal, or a decimal that correctly rounds the other side (the rule of numbers_match)."""
+    if isinstance(gold, Decimal) and isinstance(answer, Decimal):
+        return numbers_match(gold, answer, min_significant_digits)
+    if isinstance(gold, Fraction) and isinstance(answer, Fraction):
+        return gold == answer
+    decimal, exact = (gold, answer) if isinstance(gold, Decimal) else (answer, gold)
+    if Fraction(decimal) == exact:
+        return True
+    value = Decimal(exact.numerator) / Decimal(exact.denominator)
+    return rounds_to(decimal, value, min_significant_digits)
+
+
+def significant_digits(value: Decimal) -> int:
+    digits = "".join(map(str, value.as_tuple().digits)).lstrip("0")
+    return max(1, len(digits))
+
+
+def rounds_to(approximation: Decimal, value: Decimal, min_significant_digits: int) -> bool:
+    """Whether ``approximation`` is ``value`` correctly rounded to the last digit it states, and states
+    at least ``min_significant_digits`` significant digits."""
+    exponent = approximation.as_tuple().exponent
+    if not isinstance(exponent, int) or significant_digits(approximation) < min_significant_digits:
+        return False
+    half_unit = Decimal(5).scaleb(exponent - 1)
+    return abs(value - approximation) <= half_unit
+
+
+def numbers_match(gold: Decimal, answer: Decimal, min_significant_digits: int) -> bool:
+    """Equal values, or the less precise one is a correct rounding of the other (an integer is exact)."""
+    if gold == answer:
+        return True
+    gold_exponent, answer_exponent = gold.as_tuple().exponent, answer.as_tuple().exponent
+    approximation, value = (gold, answer) if gold_exponent > answer_exponent else (answer, gold)
+    if approximation.as_tuple().exponent >= 0:
+        return False
+    return rounds_to(approximation, value, min_significant_digits)
+
+
+# -- text answers and choice letters ----------------------------------------------------------------
+
+_TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mathit|mathcal|operatorname|emph)\s*\{([^{}]*)\}")
+#: words (letters, primes), no operators: "x - y" and "p-q" are math
+_TEXT_ANSWER = re.compile(r"[A-Za-z]+'*(?: [A-Za-z]+'*)*")
+_CHOICE_GOLD = re.compile(r"[A-E]")
+#: a choice letter, alone or leading its option: "C", "(C)", "C. x = 42", "\\textbf{(C)}\\ 12"
+_CHOICE_ANSWER = re.compile(r"\(([A-E])\).*|([A-E])(?:[.:)]\s.*)?", re.DOTALL)
+
+
+def as_text(answer: str) -> str | None:
+    """The words of a text answer (``\\text{Ellipse}`` → ``ellipse``, ``E'`` → ``E'``), None for math."""
+    text = _TEXT_COMMAND.sub(r"\1", answer).strip()
+    text = re.sub(r"^\(([A-Za-z])\)$", r"\1", text)
+    if _TEXT_ANSWER.fullmatch(text) is None:
+        return None
+    text = re.sub(r"\s+", " ", text)
+    # a single letter (a variable, a choice) keeps its case; words do not
+    return text if len(text.replace("'", "")) == 1 else text.casefold()
+
+
+def quick_verdict(answer: str, gold: str, settings: EquivalenceSettings) -> Verdict | None:
+    """The verdict when it needs no sympy (module docstring, step 1), else None."""
+    gold_text, answer_text = as_text(gold), as_text(answer)
+    if settings.gold_is_text:
+        same = (gold_text or re.sub(r"\s+", "", gold).casefold()) == (answer_text or re.sub(r"\s+", "", answer).casefold())
+        return CORRECT if same else WRONG
+    gold_number, answer_number = plain_rational(gold), plain_rational(answer)
+    if gold_number is not None and answer_number is not None:
+        return CORRECT if rationals_match(gold_number, answer_number, settings.min_significant_digits) else WRONG
+    gold_number = gold_number if isinstance(gold_number, Decimal) else None
+    answer_number = answer_number if isinstance(answer_number, Decimal) else None
+    for letter, other in ((gold_text, answer), (answer_text, gold)):  # a choice letter, either side
+        if letter is not None and _CHOICE_GOLD.fullmatch(letter):
+            choice = _CHOICE_ANSWER.fullmatch(_TEXT_COMMAND.sub(r"\1", other).strip())
+            if choice is not None:
+                return CORRECT if (choice.group(1) or choice.group(2)) == letter else WRONG
+    if gold_text is not None and answer_text is not None:
+        return CORRECT if gold_text == answer_text else WRONG
+    if "'" in (gold_text or "") + (answer_text or ""):
+        return WRONG  # E' is not E, and a primed name is no number
+    for comma, other in ((gold, answer_number), (answer, gold_number)):
+        if other is not None and _DECIMAL_COMMA.fullmatch(comma):  # "1,22" is 1.22 where a decimal is expected
+            if numbers_match(Decimal(comma.replace(",", ".")), other, settings.min_significant_digits):
+                return CORRECT
+    return None
+
+
+# -- math-verify with snapping ----------------------------------------------------------------------
+
+_DECIMAL_LITERAL = re.compile(r"(?<![\d.])(\d*\.\d+)")
+
+
+def decimal_literals(latex: str) -> list[Decimal]:
+    """Every decimal numeral written in ``latex``, with its stated precision."""
+    return [Decimal(m.group(1)) for m in _DECIMAL_LITERAL.finditer(latex)]
+
+
+def _nodes(expr) -> list:
+    """Sub-expressions of a parsed answer (matrices element by element), at most MAX_SNAP_CANDIDATES."""
+    from sympy import Basic, MatrixBase, preorder_traversal
+
+    roots = list(expr) if isinstance(expr, MatrixBase) else [expr]
+    out = []
+    for root in roots:
+        if not isinstance(root, Basic):
+            continue
+        for node in preorder_traversal(root):
+            out.append(node)
+            if len(out) >= MAX_SNAP_CANDIDATES:
+                return out
+    return out
+
+
+def _numeric_values(expr) -> list[tuple[object, Decimal]]:
+    """(sub-expression, value) for the real numeric sub-expressions of ``expr``."""
+    out = []
+    for node in _nodes(expr):
+        if not getattr(node, "is_number", False) or getattr(node, "is_Relational", False):
+            continue
+        try:
+            value = node.evalf(30)
+            if not value.is_real or not value.is_finite:
+                continue
+            out.append((node, Decimal(str(value))))
+        except (TypeError, ValueError, ArithmeticError, InvalidOperation, AttributeError):
+            continue
+    return out
+
+
+def snap(expr, text: str, other, min_significant_digits: int):
+    """``expr`` with each decimal written in ``text`` replaced by an exact number: by the number of
+    ``other`` that it correctly rounds (at its stated precision), else by its own exact value
+    (``0.5`` → 1/2, so that ``2^{0.5}`` is ``\\sqrt{2}`` and ``0.333`` stays 333/1000)."""
+    from sympy import Float, Rational
+
+    literals = decimal_literals(text)
+    if not literals or not hasattr(expr, "atoms"):
+        return expr
+    floats = expr.atoms(Float)
+    if not floats:
+        return expr
+    values = None
+    replacements = {}
+    for number in floats:
+        stated = Decimal(str(abs(number)))
+        literal = next((lit for lit in literals if abs(lit - stated) <= abs(lit) * Decimal("1e-12")), None)
+        if literal is None:
+            continue  # computed by the parser, not written: leave it to math-verify's float comparison
+        signed = literal if number >= 0 else -literal
+        if values is None:
+            values = _numeric_values(other)
+        match = next((node for node, value in values if rounds_to(signed, value, min_significant_digits)), None)
+        replacements[number] = match if match is not None else Rational(str(signed))
+    return expr.xreplace(replacements)
+
+
+def _snap_both(gold_parsed: list, gold: str, pred_parsed: list, answer: str, min_digits: int) -> tuple[list, list]:
+    """Snap the answer's decimals to the gold's numbers and the gold's decimals to the answer's."""
+    gold_expr = next((g for g in gold_parsed if not isinstance(g, str)), None)
+    pred_expr = next((p for p in pred_parsed if not isinstance(p, str)), None)
+    if gold_expr is None or pred_expr is None:
+        return gold_parsed, pred_parsed
+    new_pred = snap(pred_expr, answer, gold_expr, min_digits)
+    new_gold = snap(gold_expr, gold, pred_expr, min_digits)
+    swap = {id(pred_expr): new_pred, id(gold_expr): new_gold}
+    return [swap.get(id(g), g) for g in gold_parsed], [swap.get(id(p), p) for p in pred_parsed]
+
+
+@lru_cache(maxsize=4096)
+def parse_latex(latex: str, timeout: int | None) -> tuple:
+    """math-verify's parse of one answer written as LaTeX (empty when it does not parse). Cached: a
+    gold is compared with many responses, and sympy objects are immutable."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+
+    return tuple(parse(f"${latex}$", [LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=timeout))
+
+
+def judge(answer: str, gold: str, settings: EquivalenceSettings, timeout: int | None = None) -> Verdict:
+    """The verdict on one extracted, cleaned answer against a prepared gold (both non-empty).
+
+    ``timeout`` is math-verify's own (signal-based, wall-clock) limit, for scoring in-process; worker
+    processes pass None and rely on the pool's hard limit.
+    """
+    from math_verify import verify
+
+    quick = quick_verdict(answer, gold, settings)
+    if quick is not None:
+        return quick
+    gold_parsed = list(parse_latex(gold, timeout))
+    if not gold_parsed:
+        return Verdict(0.0, "invalid_gold")
+    pred_parsed = list(parse_latex(answer, timeout))
+    if not pred_parsed:
+        return Verdict(0.0, "unparseable_answer")
+    gold_parsed, pred_parsed = _snap_both(gold_parsed, gold, pred_parsed, answer, settings.min_significant_digits)
+    # allow_set_relation_comp: "-2 \le x \le 7" states the set [-2, 7] as much as "x \in [-2, 7]" does
+    same = verify(
+        gold_parsed, pred_parsed, float_rounding=EXACT_DECIMALS, allow_set_relation_comp=True, timeout_seconds=timeout
+    )
+    return CORRECT if same else WRONG

@@ -1,0 +1,463 @@
+"""Which part of a response is its final answer: an explicit, configurable policy (docs/verifier.md).
+
+Steps, in order:
+
+1. **Unicode** (``normalize_unicode``): non-ASCII spaces, ``−``, ``×``, ``√``, ``π``, ``²``, ``½`` … become
+   ASCII/LaTeX, so they cannot break an answer.
+2. **Reasoning**: the response ends at the end of its turn (``<|im_end|>``, ``<|endoftext|>``, a new
+   ``<|im_start|>`` …); other special tokens are dropped; only the text after the last ``</think>``
+   counts, and a ``<think>`` block that never closes has no answer.
+3. **Answer tags** (format ``answer_tag``): when the response has ``<answer>…</answer>`` (the R1-Zero
+   prompt), only the last tag's content is searched; text outside it is ignored.
+4. **Candidates** of the marker formats, wherever they occur: ``boxed`` (``\\boxed{…}``, ``\\fbox{…}``),
+   ``hashes`` (``#### N``, GSM8K), ``answer_is`` ("the answer is …", "Answer: …", "答案是 …").
+   ``choose="last"`` takes the candidate that comes last in the text (a final "The final answer is 12"
+   after intermediate boxes wins); ``choose="format_order"`` takes the last candidate of the first
+   format in ``formats`` that has one. "The answer is" followed by prose with no value ("…is correct")
+   is used only when nothing else is there.
+5. **Several boxes**: with ``join_boxed``, boxes separated only by connectors (``,``, "and", ``\\quad``)
+   form one multi-part answer (``\\boxed{1}, \\boxed{2}`` → ``1, 2``). With ``prefer_exact``, a value
+   followed by its approximation (``\\boxed{\\sqrt{2}} \\approx \\boxed{1.414}``, or ``\\sqrt{2} \\approx
+   1.414`` inside one box) is judged on the exact value.
+6. **Bare final line** (format ``final_line``), when no marker is found: in the last sentence of the
+   last line, its last math segment, the sentence itself when it is a bare expression, or else the
+   value it states.
+7. **Cleaning**: delimiters (``$``, ``\\(``), ``\\text{}`` wrappers, currency ``\\$``, a trailing period,
+   filler words ("the answer is *therefore* 8"), SymPy syntax (``x**2``) and number notation
+   (:mod:`gvmlit.verifiers.normalize`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from gvmlit.verifiers.normalize import looks_like_python, normalize_math, normalize_unicode, python_to_latex
+
+AnswerFormat = Literal["answer_tag", "boxed", "hashes", "answer_is", "final_line"]
+ANSWER_FORMATS: tuple[str, ...] = get_args(AnswerFormat)
+#: longest answer cleaned in the parent; a longer "answer" (a runaway generation) goes to the checker as is
+MAX_ANSWER_CHARS = 1000
+DEFAULT_FORMATS: tuple[AnswerFormat, ...] = ("answer_tag", "boxed", "hashes", "answer_is", "final_line")
+Choice = Literal["last", "format_order"]
+CHOICES: tuple[str, ...] = get_args(Choice)
+
+
+@dataclass(frozen=True)
+class ExtractionPolicy:
+    """How the final answer is found in a response (module docstring; MathVerifier's arguments)."""
+
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    choose: str = "last"
+    join_boxed: bool = True
+    prefer_exact: bool = True
+    normalize_unicode: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.formats if f not in ANSWER_FORMATS]
+        if unknown or not self.formats:
+            raise ValueError(f"answer_formats must be a non-empty list of {', '.join(ANSWER_FORMATS)}; got {list(self.formats)}")
+        if self.choose not in CHOICES:
+            raise ValueError(f"choose must be one of {', '.join(CHOICES)}; got {self.choose!r}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    start: int
+    text: str
+    format: str
+    #: False for "the answer is …" followed by prose with no value: used only when nothing else is found
+    strong: bool = True
+
+
+# -- reasoning and tags -----------------------------------------------------------------------------
+
+_SPECIAL_TOKENS = re.compile(r"<\|[^|>\s]{1,40}\|>|</s>|<s>|<eos>|<pad>|<end_of_turn>|<start_of_turn>")
+#: the turn ends here; what follows (a hallucinated next turn) is not part of the response
+_END_OF_TURN = re.compile(r"<\|(?:im_end|endoftext|eot_id|end|im_start)\|>|</s>|<end_of_turn>")
+
+
+def strip_reasoning(text: str) -> str | None:
+    """The response proper: cut at the end of its turn, special tokens dropped, and only the text after
+    the last ``</think>``; None when a ``<think>`` block never closes."""
+    previous_end = 0
+    for end in _END_OF_TURN.finditer(text):
+        if _SPECIAL_TOKENS.sub("", text[previous_end : end.start()]).strip():
+            text = text[: end.start()]
+            break
+        previous_end = end.end()
+    text = _SPECIAL_TOKENS.sub("", text)
+    if "</think>" in text:
+        return text.rsplit("</think>", 1)[1]
+    if "<think>" in text:
+        return None
+    return text
+
+
+def answer_tag_content(text: str) -> str | None:
+    """Content of the last ``<answer>…</answer>`` (or of a final unclosed ``<answer>``); None without tags."""
+    lower = text.lower()
+    opening = lower.rfind("<answer>")
+    if opening < 0:
+        return None
+    closing = lower.find("</answer>", opening)
+    return text[opening + len("<answer>") : closing if closing >= 0 else len(text)]
+
+
+# -- boxed ------------------------------------------------------------------------------------------
+
+_BOX = re.compile(r"\\(?:boxed|fbox)")
+_CONNECTOR = re.compile(r"(?:\s|[,;$.]|\\[,;! ]|\\q?quad|\\text\{[^{}]*\}|\band\b|\bor\b|\\\(|\\\)|\\\[|\\\])*")
+_APPROX = re.compile(r"\\approx|\\simeq|\\thickapprox|\bapproximately\b|\babout\b|\\sim(?![a-z])")
+
+
+def _closing_braces(text: str) -> dict[int, int]:
+    """Index of the closing brace of every ``{`` that is closed, in one pass (a response with thousands
+    of unclosed boxes must not cost a scan to the end for each)."""
+    closing, stack = {}, []
+    for i, char in enumerate(text):
+        if char == "{":
+            stack.append(i)
+        elif char == "}" and stack:
+            closing[stack.pop()] = i
+    return closing
+
+
+def boxed_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, content) of every ``\\boxed{…}`` / ``\\fbox{…}`` with balanced braces."""
+    spans = []
+    closing = None
+    for match in _BOX.finditer(text):
+        brace = match.end()
+        while brace < len(text) and text[brace] == " ":
+            brace += 1
+        if brace >= len(text) or text[brace] != "{":
+            rest = text[match.end() : match.end() + 100].split(None, 1)  # "\boxed 5" form
+            if rest:
+                spans.append((match.start(), match.end(), rest[0].split("$")[0]))
+            continue
+        if closing is None:
+            closing = _closing_braces(text)
+        end = closing.get(brace)
+        if end is not None:
+            spans.append((match.start(), end + 1, text[brace + 1 : end]))
+    return spans
+
+
+def boxed_candidates(text: str, join: bool = True, prefer_exact: bool = True) -> list[Candidate]:
+    """One candidate per group of boxes (see module docstring, step 5)."""
+    groups: list[list[tuple[int, int, str]]] = []
+    for span in boxed_spans(text):
+        if groups:
+            gap = text[groups[-1][-1][1] : span[0]]
+            if prefer_exact and _APPROX.search(gap) and _CONNECTOR.fullmatch(_APPROX.sub("", gap).replace("=", "")):
+                continue  # an approximation of the box before it
+            if join and _CONNECTOR.fullmatch(gap) is not None and "\n\n" not in gap:
+                groups[-1].append(span)
+                continue
+        groups.append([span])
+    return [Candidate(group[0][0], ", ".join(content.strip() for _, _, content in group), "boxed") for group in groups]
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the final group of boxes (joined by commas), or None."""
+    candidates = boxed_candidates(text)
+    return candidates[-1].text if candidates else None
+
+
+# -- "####" and "the answer is" ---------------------------------------------------------------------
+
+_HASHES = re.compile(r"####[ \t]*([^\n]+)")
+_ANSWER_IS = re.compile(
+    r"(?:\b(?:final\s+)?answer\s*(?:is|was|would\s+be|should\s+be|will\s+be|equals)\b"
+    # "Answer: 42" starts a line or a sentence ("we check our answer: …" states none)
+    r"|(?:^|(?<=\n)|(?<=[.!?*#>]\s)|(?<=\*\*))[ \t*#>]{0,8}(?:the\s+)?(?:final\s+)?answer\s*(?:\*\*)?\s*[:=]"
+    r"|\b(?:réponse|respuesta|resposta|antwort|risposta|ответ)(?:\s+(?:finale?|final))?\s*(?:est|es|é|ist|è)?\s*[:=]"
+    r"|答案\s*(?:是|为|為|[:=])|结论\s*[:=])",
+    re.IGNORECASE | re.MULTILINE,
+)
+_NOT_AN_ANSWER = re.compile(r"^(?:not\b|correct\b|incorrect\b|right\b|wrong\b|reasonable\b|consistent\b|below\b|above\b|as follows\b|the following\b|clear\b|choice\b|choices\b)", re.IGNORECASE)
+_FILLER = re.compile(
+    r"^(?:[*:,\s]|therefore\b|thus\b|hence\b|then\b|so\b|indeed\b|clearly\b|simply\b|just\b|exactly\b|actually\b"
+    r"|now\b|finally\b|also\b|still\b|equal\s+to\b|given\s+by\b|that\b|the\s+(?:value|number|result)\b|of\b|obtained\b)+",
+    re.IGNORECASE,
+)
+#: ``$$…$$``, ``$…$``, ``\(…\)``, ``\[…\]`` (bounded: an unclosed ``$`` must not cost a scan to the end)
+_MATH_SEGMENT = re.compile(
+    r"(?<!\\)\$\$(.{1,2000}?)(?<!\\)\$\$|(?<!\\)\$(.{1,2000}?)(?<!\\)\$|\\\((.{1,2000}?)\\\)|\\\[(.{1,2000}?)\\\]", re.DOTALL
+)
+#: where the statement of an answer ends: a sentence, or a new clause ("5, which is prime"; not ", and 7")
+_SENTENCE_END = re.compile(r"\.(?=\s|$)|[;!?](?=\s|$)|\n|,\s+(?!and\b|or\b)(?=[A-Za-z]{3,})")
+#: a markdown heading, not an answer: "#### Step 2: simplify", "#### Checking the result"
+_HEADING = re.compile(r"^[A-Z][a-z]+(?:\s+[A-Za-z]+)+\s*:?\s*$|^(?:Step|Part|Case|Problem|Solution|Verification|Conclusion)\b")
+_BRACED = r"\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}"
+#: a value inside prose: a fraction or root in LaTeX, or a number (not an exponent, subscript or digit of a word)
+_VALUE_TOKEN = re.compile(
+    rf"-?\\[dt]?frac{_BRACED}{_BRACED}|-?\d*\\sqrt{_BRACED}"
+    r"|(?<![A-Za-z0-9_^{}.\\])-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+(?:\.\d+)?)?(?:\s*\\?%)?"
+)
+#: the verb before a stated value: "the largest $n$ *is* 34", "每份应该*是* 2/5"
+_COPULA = re.compile(r"\b(?:is|are|was|were|be|equals|gives|becomes)\b|=|是|为|為")
+_WORD = re.compile(r"(?<!\S)[A-Za-z]{3,}[,.;:!?']?(?!\S)")
+_NON_ASCII_LETTER = re.compile(r"[^\x00-\x7F]")
+
+
+_SEGMENT_JOINER = re.compile(r"\s*(?:,|;|\band\b|\bor\b)\s*")
+
+
+def _first_math_segment(text: str) -> tuple[int, str] | None:
+    """(start, content) of the first math segment; segments that follow it separated only by a comma
+    or "and" (``$69$, $84$``) are one multi-part answer and are joined."""
+    match = _MATH_SEGMENT.search(text)
+    if match is None:
+        return None
+    start, parts = match.start(), [next(group for group in match.groups() if group is not None)]
+    while (following := _MATH_SEGMENT.search(text, match.end())) is not None:
+        if _SEGMENT_JOINER.fullmatch(text[match.end() : following.start()]) is None:
+            break
+        parts.append(next(group for group in following.groups() if group is not None))
+        match = following
+    return start, ", ".join(parts)
+
+
+def _is_prose(text: str) -> bool:
+    """Words rather than a value: two space-separated words of 3+ letters outside LaTeX commands, or
+    non-ASCII letters (``SRAC=LRAC`` is a value, ``the volume is 120`` is prose)."""
+    bare = re.sub(r"\\(?:begin|end)\{[A-Za-z*]+\}|\\text\{[^{}]*\}|\\[A-Za-z]+", " ", text)
+    return len(_WORD.findall(bare)) >= 2 or bool(_NON_ASCII_LETTER.search(bare))
+
+
+def _values(text: str) -> list[str]:
+    """The math segments and values of a piece of prose, in order."""
+    found = []
+    taken = []
+    for match in _MATH_SEGMENT.finditer(text):
+        found.append((match.start(), next(g for g in match.groups() if g is not None)))
+        taken.append((match.start(), match.end()))
+    for match in _VALUE_TOKEN.finditer(text):
+        if not any(a <= match.start() < b for a, b in taken):
+            found.append((match.start(), match.group().strip()))
+    return [value for _, value in sorted(found)]
+
+
+def _value_in_prose(text: str, last: bool) -> str | None:
+    """The value a sentence states: the first one after its last copula ("the volume of $V$ is 120"),
+    else its first (or, with ``last``, its last) value."""
+    parts = _COPULA.split(text)
+    if len(parts) > 1 and (after := _values(parts[-1])):
+        return after[0]
+    values = _values(text)
+    if not values:
+        return None
+    return values[-1] if last else values[0]
+
+
+def hashes_candidates(text: str) -> list[Candidate]:
+    """``#### N`` answers; markdown headings (``#### Step 2: simplify``) are not answers."""
+    out = []
+    for match in _HASHES.finditer(text):
+        capture = re.sub(r"^(?:final\s+)?answer\s*[:：]?\s*", "", match.group(1).strip(), flags=re.IGNORECASE)
+        if not capture or "\\boxed" in capture or _HEADING.match(capture):
+            continue
+        out.append(Candidate(match.start(), capture, "hashes"))
+    return out
+
+
+def answer_is_candidates(text: str) -> list[Candidate]:
+    """"The answer is …" answers: the value right after the phrase, up to the end of its sentence."""
+    out = []
+    for match in _ANSWER_IS.finditer(text):
+        rest = text[match.end() : match.end() + MAX_ANSWER_CHARS]
+        rest = _FILLER.sub("", rest.lstrip())
+        if not rest or _NOT_AN_ANSWER.match(rest):
+            continue
+        segment = _first_math_segment(rest[:400])
+        if segment is not None and segment[0] == 0:
+            capture = segment[1]
+        else:
+            end = _SENTENCE_END.search(rest)
+            capture = rest[: end.start()] if end else rest[:200]
+            capture = _FILLER.sub("", capture).strip()
+        if not capture or "\\boxed" in capture or "\\fbox" in capture:
+            continue
+        strong = True
+        if _is_prose(capture):
+            value = _value_in_prose(capture, last=False)
+            if value is None:
+                strong = False
+            else:
+                capture = value
+        out.append(Candidate(match.start(), capture, "answer_is", strong))
+    return out
+
+
+# -- the bare final line ----------------------------------------------------------------------------
+
+_BOILERPLATE = re.compile(r"\s*I hope (?:it|this) is correct\.?\s*$", re.IGNORECASE)
+_MARKDOWN = re.compile(r"^\s*(?:#+\s+|>\s*|[*+\-]\s+|\d+\.\s+)|\*\*")
+#: a sentence ends with . ! ? (not LaTeX's ``\!``), possibly inside the closing ``$`` of a formula
+_SENTENCES = re.compile(r"(?:(?<=[^\\\s][.!?])|(?<=[^\\\s][.!?]\$)|(?<=[^\\\s][.!?]\$\$))\s+(?=[A-Z\\$])")
+
+
+def bare_expression(text: str) -> bool:
+    """A short text that is only a math expression (no prose), e.g. ``\\frac34i`` or ``x^2 + 2*x + 1``."""
+    text = text.strip()
+    if not 0 < len(text) <= 120 or "\n" in text or _is_prose(text):
+        return False
+    bare = re.sub(r"\\(?:begin|end)\{[a-z*]+\}|\\[A-Za-z]+|\\text\{[^{}]*\}", " ", text)
+    return not re.search(r"[A-Za-z]{4,}", bare)
+
+
+def final_line_answer(text: str) -> str | None:
+    """The answer stated at the end of a response that has no answer marker (step 6): the last sentence
+    of the last line; its last math segment, the sentence itself when it is a bare expression, or its
+    last value."""
+    text = _BOILERPLATE.sub("", text.rstrip()[-4 * MAX_ANSWER_CHARS :])  # the end is where it is stated
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return None
+    last_line = lines[-1]
+    sentence = _SENTENCES.split(last_line.strip())[-1]
+    sentence_start = text.rfind(sentence)
+    segments = list(_MATH_SEGMENT.finditer(text))
+    if segments and segments[-1].end() > sentence_start:  # also a display block that ends on this line
+        run = [segments[-1]]  # "$(1, 2)$, $(3, 4)$": segments joined by commas are one answer
+        for earlier in reversed(segments[:-1]):
+            if _SEGMENT_JOINER.fullmatch(text[earlier.end() : run[0].start()]) is None:
+                break
+            run.insert(0, earlier)
+        return ", ".join(next(g for g in m.groups() if g is not None) for m in run)
+    sentence = _MARKDOWN.sub("", sentence).strip()
+    if bare_expression(sentence):
+        return sentence
+    return _value_in_prose(sentence, last=True)
+
+
+# -- cleaning ---------------------------------------------------------------------------------------
+
+_DELIMITERS = re.compile(r"^(?:\$\$|\$|\\\(|\\\[)\s*(.*?)\s*(?:\$\$|\$|\\\)|\\\])$", re.DOTALL)
+_WRAPPERS = re.compile(r"^\\(?:textbf|mathbf|text|mathrm|boxed|fbox|textit|mathit|emph)\s*\{(.*)\}$", re.DOTALL)
+_FONT_LETTER = re.compile(r"\\(?:mathcal|mathscr|mathfrak|mathbf|mathrm|textbf|boldsymbol|bm|mathit|textit)\s*\{\s*([A-Za-z])\s*\}")
+_LIST_WORD = re.compile(r",?\s*\\text\{\s*,?\s*(?:and|or)\s*\}\s*|(?<=[\d}\)\]])\s*,?\s+(?:and|or)\s+(?=[-\d\\(\[{A-Za-z])")
+_MIXED_NUMBER = re.compile(r"^(-?\d+)\s+(\d+)\s*/\s*(\d+)$")
+#: "12 dollars", "25 cm": a number and the words of its unit (not "2 pi", which is a product)
+_NUMBER_WITH_UNIT = re.compile(r"^(-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+)?)\s+((?:[A-Za-z]{2,}[\s-]?)+)$")
+_MATH_WORDS = {"pi", "sin", "cos", "tan", "ln", "log", "sqrt", "exp", "mod", "and", "or"}
+_NAMED_VALUES = {"infinity": r"\infty", "inf": r"\infty", "pi": r"\pi"}
+
+
+def _unwrap(answer: str) -> str:
+    """Strip delimiters and whole-answer wrappers (``$…$``, ``\\text{…}``, ``\\textbf{(073)}``)."""
+    previous = None
+    for _ in range(10):  # wrappers nest a few deep in real answers; a runaway string must not loop long
+        if answer == previous:
+            break
+        previous = answer
+        answer = answer.strip()
+        if (m := _DELIMITERS.match(answer)) is not None:
+            answer = m.group(1)
+        if (m := _WRAPPERS.match(answer)) is not None and m.group(1).count("{") == m.group(1).count("}"):
+            answer = m.group(1)
+        if answer.startswith("**") and answer.endswith("**") and len(answer) > 4:
+            answer = answer[2:-2]
+        if (m := re.fullmatch(r'\\?"(.*?)\\?"', answer, re.DOTALL)) is not None:  # a quoted answer
+            answer = m.group(1)
+        if re.fullmatch(r"\(\s*(?:-?\d+|[A-Z])\s*\)", answer):  # AoPS "\textbf{(073)}", choices "(C)"
+            answer = answer.strip("() ")
+    return answer
+
+
+def _exact_part(answer: str, prefer_exact: bool) -> str:
+    """Of ``exact \\approx decimal``, the exact value (or, without ``prefer_exact``, the last part)."""
+    parts = [part.strip() for part in _APPROX.split(answer)]
+    if len(parts) == 1:
+        return answer
+    if not prefer_exact:
+        return parts[-1]
+    first = parts[0].rstrip("= ")
+    # "x \approx 1.41" names a variable first: then the approximation is all there is
+    return first if re.search(r"[\d\\]", first) else parts[-1]
+
+
+def clean_answer(answer: str, prefer_exact: bool = True, python_syntax: bool = True) -> str:
+    """The canonical text of an extracted answer (step 7 of the module docstring); may be empty.
+    ``python_syntax``: translate an answer in SymPy/Python syntax (``x**2``) to LaTeX."""
+    answer = answer.replace("\\$", "").strip()
+    answer = _unwrap(answer)
+    answer = answer.replace("$", "")
+    answer = _exact_part(answer, prefer_exact)
+    answer = _unwrap(answer)
+    answer = re.sub(r"(?:\\[,;!]|\\q?quad|\s)+$", "", answer)
+    answer = answer.rstrip(".,;:!").strip()
+    answer = answer.lstrip(":=").strip()
+    answer = re.sub(r"\s+", " ", answer)
+    if answer.lower() in _NAMED_VALUES:
+        return _NAMED_VALUES[answer.lower()]
+    if (m := _NUMBER_WITH_UNIT.match(answer)) is not None and not _MATH_WORDS & set(m.group(2).lower().split()):
+        answer = m.group(1)
+    if (m := _MIXED_NUMBER.match(answer)) is not None:
+        answer = rf"{m.group(1)}\frac{{{m.group(2)}}}{{{m.group(3)}}}"
+    if python_syntax and looks_like_python(answer):
+        answer = python_to_latex(answer) or answer
+    answer = _FONT_LETTER.sub(r"\1", answer)
+    answer = _LIST_WORD.sub(", ", answer)
+    return normalize_math(answer).strip()
+
+
+# -- the policy -------------------------------------------------------------------------------------
+
+
+def _candidates(region: str, policy: ExtractionPolicy) -> list[Candidate]:
+    found: list[Candidate] = []
+    for answer_format in policy.formats:
+        if answer_format == "boxed":
+            found += boxed_candidates(region, policy.join_boxed, policy.prefer_exact)
+        elif answer_format == "hashes":
+            found += hashes_candidates(region)
+        elif answer_format == "answer_is":
+            found += answer_is_candidates(region)
+    return found
+
+
+def _choose(found: list[Candidate], policy: ExtractionPolicy) -> Candidate | None:
+    strong = [c for c in found if c.strong] or found
+    if not strong:
+        return None
+    if policy.choose == "format_order":
+        for answer_format in policy.formats:
+            of_format = [c for c in strong if c.format == answer_format]
+            if of_format:
+                return max(of_format, key=lambda c: c.start)
+    return max(strong, key=lambda c: c.start)
+
+
+def raw_answer(text: str, policy: ExtractionPolicy) -> str | None:
+    """The final answer as written (before cleaning), or None when the response states none."""
+    if policy.normalize_unicode:
+        text = normalize_unicode(text)
+    body = strip_reasoning(text)
+    if body is None:
+        return None
+    region, tagged = body, False
+    if "answer_tag" in policy.formats and (content := answer_tag_content(body)) is not None:
+        region, tagged = content, True
+    chosen = _choose(_candidates(region, policy), policy)
+    if chosen is not None:
+        return chosen.text
+    if tagged:  # the tag's content is the answer, or its last line when it holds prose
+        return region if bare_expression(region) or not _is_prose(region) else final_line_answer(region)
+    if "final_line" in policy.formats:
+        return final_line_answer(region)
+    return None
+
+
+def extract_answer(text: str, policy: ExtractionPolicy | None = None) -> str | None:
+    """The final answer stated in a response (cleaned), or None when it states none."""
+    policy = policy or ExtractionPolicy()
+    raw = raw_answer(text, policy)
+    if raw is None:
+        return None
+    if len(raw) > MAX_ANSWER_CHARS:
+        return raw.strip()[:MAX_ANSWER_CHARS] or None
+    return clean_answer(raw, policy.prefer_exact) or None

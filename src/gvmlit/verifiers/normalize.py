@@ -1,0 +1,320 @@
+"""Text-level normalisation of answers, shared by the response and the gold side.
+
+Pure string functions, no sympy: they run in the parent for every response (extraction, cache keys),
+so they must be cheap. Each rule fixes a class of notation that the LaTeX parser misreads:
+
+- :func:`normalize_unicode` — typographic characters models and datasets use (non-ASCII spaces, ``−``,
+  ``×``, ``√``, ``π``, ``²``, ``½``, fullwidth digits) become ASCII / LaTeX;
+- :func:`python_to_latex` — SymPy/Python syntax (``x**6``, ``7*sin(pi*x/5)+1``) becomes LaTeX, so that
+  ``sin`` is not read as s·i·n nor ``**`` as a product;
+- :func:`normalize_math` — numbers written with separators (``1,234``, ``1\\,000``, ``56,\\!017``),
+  e-notation (``6.5e-2``), base subscripts (``1010_2`` is 10; ``4343_0`` is no number at all),
+  ``\\sqrt(2)``, escaped commands (``\\\\le``) and a parenthesised matrix.
+"""
+
+from __future__ import annotations
+
+import re
+
+# -- unicode ----------------------------------------------------------------------------------------
+
+_SUPERSCRIPTS = {"⁰": "0", "¹": "1", "²": "2", "³": "3", "⁴": "4", "⁵": "5", "⁶": "6", "⁷": "7", "⁸": "8", "⁹": "9", "⁻": "-", "⁺": "+"}
+_SUBSCRIPTS = {"₀": "0", "₁": "1", "₂": "2", "₃": "3", "₄": "4", "₅": "5", "₆": "6", "₇": "7", "₈": "8", "₉": "9"}
+_VULGAR = {"½": (1, 2), "⅓": (1, 3), "⅔": (2, 3), "¼": (1, 4), "¾": (3, 4), "⅕": (1, 5), "⅖": (2, 5), "⅗": (3, 5), "⅘": (4, 5), "⅙": (1, 6), "⅚": (5, 6), "⅛": (1, 8), "⅜": (3, 8), "⅝": (5, 8), "⅞": (7, 8)}
+_CHARACTERS = {
+    # spaces of every width become a space; zero-width characters disappear
+    **{chr(c): " " for c in (0x00A0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)},
+    **{chr(c): "" for c in (0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD)},
+    "−": "-", "–": "-", "‒": "-", "﹣": "-", "－": "-",
+    "×": r"\times ", "÷": r"\div ", "·": r"\cdot ", "⋅": r"\cdot ", "∙": r"\cdot ",
+    "√": r"\sqrt", "∛": r"\sqrt[3]", "π": r"\pi ", "∞": r"\infty ", "°": r"^\circ",
+    "≤": r"\le ", "⩽": r"\le ", "≥": r"\ge ", "⩾": r"\ge ", "≠": r"\ne ", "≈": r"\approx ", "≅": r"\approx ",
+    "±": r"\pm ", "∓": r"\mp ", "∈": r"\in ", "∪": r"\cup ", "∩": r"\cap ", "∅": r"\emptyset ", "ℝ": r"\mathbb{R}",
+    "α": r"\alpha ", "β": r"\beta ", "γ": r"\gamma ", "δ": r"\delta ", "θ": r"\theta ", "λ": r"\lambda ",
+    "μ": r"\mu ", "σ": r"\sigma ", "φ": r"\phi ", "ω": r"\omega ",
+    "。": ". ", "，": ", ", "：": ": ", "；": "; ", "（": "(", "）": ")",
+    "“": '"', "”": '"', "‘": "'", "’": "'", "′": "'", "″": "''",
+}
+_TRANSLATION = str.maketrans(_CHARACTERS)
+_FULLWIDTH = re.compile(r"[\uFF01-\uFF5E]")
+_SUPERSCRIPT_RUN = re.compile(f"[{''.join(_SUPERSCRIPTS)}]+")
+_SUBSCRIPT_RUN = re.compile(f"[{''.join(_SUBSCRIPTS)}]+")
+_VULGAR_CHAR = re.compile(f"[{''.join(_VULGAR)}]")
+_NON_ASCII = re.compile(r"[^\x00-\x7F]")
+
+
+def normalize_unicode(text: str) -> str:
+    """Typographic unicode → ASCII/LaTeX (see module docstring); ASCII text is returned unchanged."""
+    if not _NON_ASCII.search(text):
+        return text
+    text = _FULLWIDTH.sub(lambda m: chr(ord(m.group()) - 0xFEE0), text)
+    text = _SUPERSCRIPT_RUN.sub(lambda m: "^{" + "".join(_SUPERSCRIPTS[c] for c in m.group()) + "}", text)
+    text = _SUBSCRIPT_RUN.sub(lambda m: "_{" + "".join(_SUBSCRIPTS[c] for c in m.group()) + "}", text)
+    text = _VULGAR_CHAR.sub(lambda m: r"\frac{%d}{%d}" % _VULGAR[m.group()], text)
+    return text.translate(_TRANSLATION)
+
+
+# -- SymPy / Python syntax --------------------------------------------------------------------------
+
+_PYTHON_MARKERS = re.compile(
+    r"\*\*|\b(?:np|numpy|math|sympy|sp)\.|\b(?:pi|oo)\b|"
+    r"\b(?:sqrt|cbrt|exp|log|ln|sin|cos|tan|cot|sec|csc|asin|acos|atan|arcsin|arccos|arctan|sinh|cosh|tanh|"
+    r"Abs|abs|Rational|binomial|factorial|floor|ceiling)\s*\("
+)
+
+
+def looks_like_python(text: str) -> bool:
+    """Whether ``text`` is written in SymPy/Python syntax rather than LaTeX (safe to convert: no
+    backslash, no ``$``, and a Python-only marker such as ``**``, ``sqrt(``, ``pi`` or ``np.``)."""
+    return "\\" not in text and "$" not in text and "{" not in text and bool(_PYTHON_MARKERS.search(text))
+
+
+_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z_0-9]*(?:\.[A-Za-z_][A-Za-z_0-9]*)*)|(\*\*|[-+*/^(),\[\]!]))")
+_MODULE_PREFIX = re.compile(r"^(?:np|numpy|math|sympy|sp|mp|mpmath)\.")
+_CONSTANTS = {"pi": r"\pi", "E": "e", "I": "i", "oo": r"\infty", "inf": r"\infty", "infinity": r"\infty", "nan": r"\text{nan}"}
+_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "theta", "lambda", "mu", "sigma", "phi", "omega", "tau", "rho", "psi", "eta", "xi", "zeta", "kappa", "nu", "chi"}
+_TRIG = {"sin", "cos", "tan", "cot", "sec", "csc", "sinh", "cosh", "tanh", "arcsin", "arccos", "arctan"}
+_ALIASES = {"asin": "arcsin", "acos": "arccos", "atan": "arctan", "ceil": "ceiling", "abs": "Abs", "log10": "log10"}
+
+
+class _PythonSyntax:
+    """Recursive-descent translation of one Python/SymPy expression into LaTeX (None when it is not one)."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens: list[tuple[str, str]] = []
+        position = 0
+        text = text.strip()
+        while position < len(text):
+            match = _TOKEN.match(text, position)
+            if match is None or match.end() == position:
+                raise ValueError(f"not Python syntax at {text[position:position + 10]!r}")
+            number, name, op = match.groups()
+            self.tokens.append(("num", number) if number else ("name", name) if name else ("op", op))
+            position = match.end()
+            while position < len(text) and text[position].isspace():
+                position += 1
+        self.at = 0
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.at] if self.at < len(self.tokens) else None
+
+    def take(self, op: str | None = None) -> tuple[str, str]:
+        token = self.peek()
+        if token is None or (op is not None and token != ("op", op)):
+            raise ValueError(f"expected {op!r}")
+        self.at += 1
+        return token
+
+    def expression(self) -> str:
+        out = self.term()
+        while (token := self.peek()) in (("op", "+"), ("op", "-")):
+            self.take()
+            out = f"{out} {token[1]} {self.term()}"
+        return out
+
+    def term(self) -> str:
+        out = self.unary()
+        while True:
+            token = self.peek()
+            if token == ("op", "*"):
+                self.take()
+                out = rf"{out} \cdot {self.unary()}"
+            elif token == ("op", "/"):
+                self.take()
+                out = rf"\frac{{{out}}}{{{self.unary()}}}"
+            elif token is not None and (token[0] in ("num", "name") or token == ("op", "(")):
+                out = f"{out} {self.unary()}"  # implicit product, as SymPy's parser allows
+            else:
+                return out
+
+    def unary(self) -> str:
+        token = self.peek()
+        if token in (("op", "-"), ("op", "+")):
+            self.take()
+            operand = self.unary()
+            return f"-{operand}" if token[1] == "-" else operand
+        return self.power()
+
+    def power(self) -> str:
+        base = self.postfix()
+        if self.peek() in (("op", "**"), ("op", "^")):
+            self.take()
+            exponent = self.unary()
+            return f"{{{base}}}^{{{exponent}}}"
+        return base
+
+    def postfix(self) -> str:
+        out = self.atom()
+        while self.peek() == ("op", "!"):
+            self.take()
+            out = f"{out}!"
+        return out
+
+    def arguments(self) -> list[str]:
+        self.take("(")
+        args = [self.expression()]
+        while self.peek() == ("op", ","):
+            self.take()
+            args.append(self.expression())
+        self.take(")")
+        return args
+
+    def atom(self) -> str:
+        kind, value = self.take()
+        if kind == "num":
+            mantissa, _, exponent = value.lower().partition("e")
+            return rf"{mantissa}\times 10^{{{int(exponent)}}}" if exponent else value
+        if kind == "op" and value in ("(", "["):  # a group, or a tuple / list: (3, pi/2)
+            items = [self.expression()]
+            while self.peek() == ("op", ","):
+                self.take()
+                items.append(self.expression())
+            self.take(")" if value == "(" else "]")
+            return rf"\left({', '.join(items)}\right)"
+        if kind != "name":
+            raise ValueError(f"unexpected {value!r}")
+        name = _MODULE_PREFIX.sub("", value)
+        if self.peek() == ("op", "("):
+            return self.function(_ALIASES.get(name, name), self.arguments())
+        if name in _CONSTANTS:
+            return _CONSTANTS[name]
+        if name in _GREEK:
+            return "\\" + name
+        if "." in name or (len(name) > 1 and not name.isalpha()):
+            raise ValueError(f"unknown name {name!r}")
+        return name
+
+    @staticmethod
+    def function(name: str, args: list[str]) -> str:
+        one = len(args) == 1
+        if name == "sqrt" and one:
+            return rf"\sqrt{{{args[0]}}}"
+        if name == "cbrt" and one:
+            return rf"\sqrt[3]{{{args[0]}}}"
+        if name == "root" and len(args) == 2:
+            return rf"\sqrt[{args[1]}]{{{args[0]}}}"
+        if name == "exp" and one:
+            return rf"e^{{{args[0]}}}"
+        if name in ("log", "ln") and one:
+            return rf"\ln\left({args[0]}\right)"
+        if name == "log" and len(args) == 2:
+            return rf"\log_{{{args[1]}}}\left({args[0]}\right)"
+        if name == "log10" and one:
+            return rf"\log_{{10}}\left({args[0]}\right)"
+        if name in _TRIG and one:
+            return rf"\{name}\left({args[0]}\right)"
+        if name == "Abs" and one:
+            return rf"\left|{args[0]}\right|"
+        if name == "factorial" and one:
+            return rf"\left({args[0]}\right)!"
+        if name == "binomial" and len(args) == 2:
+            return rf"\binom{{{args[0]}}}{{{args[1]}}}"
+        if name == "Rational" and len(args) == 2:
+            return rf"\frac{{{args[0]}}}{{{args[1]}}}"
+        if name == "floor" and one:
+            return rf"\lfloor {args[0]} \rfloor"
+        if name == "ceiling" and one:
+            return rf"\lceil {args[0]} \rceil"
+        if name in ("S", "Integer", "Float", "sympify", "nsimplify", "N") and one:
+            return args[0]
+        raise ValueError(f"unknown function {name!r}")
+
+
+def python_to_latex(text: str) -> str | None:
+    """LaTeX for an expression (or comma-separated expressions) in SymPy/Python syntax; None if it is not
+    one. ``7*sin(pi*x/5)+1`` → ``7 \\cdot \\sin\\left(\\frac{\\pi \\cdot x}{5}\\right) + 1``."""
+    try:
+        parser = _PythonSyntax(text)
+        parts = [parser.expression()]
+        while parser.peek() == ("op", ","):
+            parser.take()
+            parts.append(parser.expression())
+        if parser.peek() is not None:
+            return None
+    except ValueError:
+        return None
+    return ", ".join(parts)
+
+
+# -- numbers and LaTeX slips ------------------------------------------------------------------------
+
+_LATEX_GROUPING = re.compile(r"(?<=\d)(?:,\\!(?=\d)|(?:\{,\}|\\,|\\!|\\ |~)(?=\d{3}(?!\d)))")
+_COMMA_THOUSANDS = re.compile(r"(?<![\d.,])([1-9]\d{0,2})((?:,\d{3})+)(?!\d|,\d)")
+_SPACE_THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?")
+_E_NOTATION = re.compile(r"(?<![\w.\\])(\d+(?:\.\d+)?|\.\d+)[eE]([-+]?\d+)(?![\w.])")
+_BASE_SUBSCRIPT = re.compile(r"(?<![\w\\.^_{])(\d[0-9A-Za-z]*)_(?:\{\s*(\d+)\s*\}|(\d+))")
+_SQRT_PARENS = re.compile(r"\\sqrt\s*\(")
+_ESCAPED_COMMAND = re.compile(r"\\\\(?=(?:le|ge|leq|geq|lt|gt|ne|neq|in|cup|cap|frac|dfrac|sqrt|pi|infty|cdot|times|text|mathrm|left|right)\b)")
+_ROW_BEFORE_END = re.compile(r"\\\\\s*(\\end\{)")
+_PARENTHESISED_MATRIX = re.compile(r"^\(\s*(\\begin\{([pbBvV]?matrix)\}.*\\end\{\2\})\s*\)$", re.DOTALL)
+
+
+def _balanced_parens(text: str, start: int) -> int | None:
+    """Index of the parenthesis closing the one at ``text[start]``."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    return None
+
+
+def _fix_sqrt_parens(text: str) -> str:
+    r"""``\sqrt(2)`` (not LaTeX; the parser reads it as nothing) → ``\sqrt{2}``."""
+    while (match := _SQRT_PARENS.search(text)) is not None:
+        close = _balanced_parens(text, match.end() - 1)
+        if close is None:
+            break
+        text = text[: match.start()] + r"\sqrt{" + text[match.end() : close] + "}" + text[close + 1 :]
+    return text
+
+
+def _base_number(match: re.Match) -> str:
+    """``1010_2`` → ``10``; a subscript that is not a valid base (``4343_0``, ``19_8``) makes the answer no
+    number at all (an opaque token), so it can never equal ``4343``."""
+    digits, base = match.group(1), int(match.group(2) or match.group(3))
+    if 2 <= base <= 36:
+        try:
+            return str(int(digits, base))
+        except ValueError:
+            pass
+    return rf"\text{{{digits}base{base}}}"
+
+
+def normalize_numbers(text: str) -> str:
+    """Separators, e-notation and base subscripts of the numbers in an answer (see module docstring)."""
+    text = _LATEX_GROUPING.sub("", text)
+    if _SPACE_THOUSANDS.fullmatch(text.strip()):
+        text = text.replace(" ", "")
+    if "," in text:
+        text = _COMMA_THOUSANDS.sub(_drop_commas, text)
+    if "e" in text or "E" in text:
+        text = _E_NOTATION.sub(lambda m: rf"{m.group(1)}\times 10^{{{int(m.group(2))}}}", text)
+    if "_" in text:
+        text = _BASE_SUBSCRIPT.sub(_base_number, text)
+    return text
+
+
+def _drop_commas(match: re.Match) -> str:
+    """``1,234`` → ``1234``, unless the number is the whole content of a bracket pair: ``(1,234]`` is
+    an interval and ``[1,100]`` a pair, not a thousand-something."""
+    before = match.string[match.start() - 1 : match.start()]
+    after = match.string[match.end() : match.end() + 1]
+    if before in "([{" and before and after in ")]}" and after:
+        return match.group()
+    return match.group(1) + match.group(2).replace(",", "")
+
+
+def normalize_math(text: str) -> str:
+    """All the string-level repairs of a LaTeX answer (numbers, ``\\sqrt(``, ``\\\\le``, ``(matrix)``)."""
+    text = normalize_numbers(text)
+    if "\\sqrt" in text:
+        text = _fix_sqrt_parens(text)
+    if "\\\\" in text:
+        if "\\begin" in text:
+            text = _ROW_BEFORE_END.sub(r"\1", text)
+        else:
+            text = _ESCAPED_COMMAND.sub(r"\\", text)
+    if text.startswith("(") and "matrix" in text:
+        text = _PARENTHESISED_MATRIX.sub(r"\1", text.strip())
+    return text
