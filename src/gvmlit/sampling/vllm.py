@@ -1,16 +1,43 @@
-"""VLLMSampler: rollouts with vLLM (optional extra ``gvmlit[vllm]``, GPU only), imported lazily.
+"""VLLMSampler: rollouts with vLLM (optional extra ``gvmlit[vllm]`` on CUDA, or vLLM's CPU build), imported lazily.
 
-Ragged requests become one ``SamplingParams(n=n_i)`` per prompt. Before each rollout (``prepare``) the
-engine's weights are replaced by the training policy's (``load_weights`` on the engine's model; a
-sharded FSDP2 policy is gathered tensor by tensor first); with ``sleep_between_rollouts`` the engine
-releases its GPU memory (weights and KV cache) while training runs (``release``) and wakes up for the
-next rollout, so training and rollout fit on one GPU. Under several processes every rank runs its own
-engine on its own GPU (``distributed_executor_backend="external_launcher"``, colocated as in TRL's
-colocate mode) and generates its share of the prompts.
+Ragged requests become one ``SamplingParams(n=n_i)`` per prompt. Token ids go in and out: the engine
+needs no tokenizer, texts are decoded with the policy's tokenizer, and EOS is given as the stop token.
+
+**The engine runs inside the training process.** With one process gvmlit sets
+``VLLM_ENABLE_V1_MULTIPROCESSING=0`` before building it (vLLM would otherwise start its engine core in a
+child process, and the weights would have to be serialised through a socket on every sync); with
+several processes every rank runs its own engine on its own device with
+``distributed_executor_backend="external_launcher"`` (colocated, as in TRL's colocate mode), which
+reuses the trainer's process group and generates that rank's share of the prompts. (With one process
+vLLM starts a one-process ``torch.distributed`` group of its own in the training process; vLLM also
+sets the process's torch threads for serving, which the sampler puts back after building the engine.)
+``external_launcher`` reads the torchrun variables ``RANK`` and ``LOCAL_RANK``; Lightning's own
+launcher and ``srun`` do not set all of them, so the sampler sets the missing ones from the process
+group the strategy started (``RANK``, ``WORLD_SIZE``; ``LOCAL_RANK`` = the current CUDA device, or on
+CPU the rank's position among the ranks on its host). Variables that are already set are left alone.
+
+**Weight sync** (``prepare``, before every rollout, on every rank): the policy's state dict (gathered
+tensor by tensor when FSDP2 shards it: a collective) goes through the engine's own in-place reload,
+``collective_rpc("reload_weights", weights_iterator=…)``, which also redoes the engine's post-loading
+processing (the CPU build repacks linear weights; loading into ``model.load_weights`` directly breaks
+there). Then the prefix cache is reset: its blocks hold keys and values computed with the old weights,
+and a prompt longer than one KV block would otherwise reuse them.
+
+**Sleep mode.** With ``sleep_between_rollouts`` the engine releases its device memory (weights and KV
+cache) while training runs (``release``) and wakes up for the next rollout, so training and rollout fit
+on one GPU. Where vLLM has no sleep mode (its CPU build, where engine and trainer share host memory
+anyway) the engine stays awake and the sampler logs one warning saying so.
+
+**Log-probs** (``Completion.logprobs``) are those of the policy at the sampling temperature before
+top-p truncation, log softmax(logits / T) — what HFSampler reports and what the trainer recomputes
+(``rollout/sampler_trainer_logprob_diff`` compares the two): the engine returns them with
+``logprobs_mode="raw_logprobs"`` when T = 1 and ``"processed_logprobs"`` (temperature applied) when
+top_p = 1. vLLM reports nothing equivalent when both T ≠ 1 and top_p < 1: there the log-probs are
+those of the distribution actually sampled from, renormalised over the top-p nucleus (each is ≥ the
+untruncated one), and the sampler logs a warning. Greedy decoding reports untempered log-probs.
 
 The engine is built from the policy's directory when it has one, otherwise from its config written to
-a temporary directory (weights come from the sync). Token ids go in and out: the engine needs no
-tokenizer, texts are decoded with the policy's tokenizer, and EOS is given as the stop token.
+a temporary directory; its weights always come from the sync (``load_format="dummy"``).
 
 Without vLLM installed, constructing the sampler works (recipes parse on any machine) and the first
 rollout raises a one-line error saying how to install it. There is no fallback to another sampler.
@@ -19,11 +46,18 @@ rollout raises a one-line error saying how to install it. There is no fallback t
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
+import socket
 import tempfile
 from pathlib import Path
 
+import torch
+
 from gvmlit.errors import GvmlitError
 from gvmlit.sampling.base import Completion, Sampler
+
+log = logging.getLogger("gvmlit")
 
 
 def _import_vllm():
@@ -31,23 +65,53 @@ def _import_vllm():
         import vllm
     except ImportError as err:
         raise GvmlitError(
-            "VLLMSampler needs vLLM, which is not installed: pip install 'gvmlit[vllm]' on a CUDA machine "
-            "(or choose data.sampler=gvmlit.sampling.HFSampler)"
+            "VLLMSampler needs vLLM, which is not installed: pip install 'gvmlit[vllm]' on a CUDA machine, or "
+            "vLLM's CPU build (README, 'vLLM lane'); or choose the sampler gvmlit.sampling.HFSampler"
         ) from err
     return vllm
+
+
+def launcher_environment(rank: int, size: int) -> dict[str, str]:
+    """The torchrun variables vLLM's ``external_launcher`` reads that are missing from the environment,
+    from the process group's view of the world (a collective on CPU when ``LOCAL_RANK`` is missing).
+
+    ``RANK`` and ``WORLD_SIZE`` come from the process group; ``LOCAL_RANK`` is the CUDA device the
+    strategy put this rank on, or on CPU the number of lower ranks on the same host.
+    """
+    missing: dict[str, str] = {}
+    if "RANK" not in os.environ:
+        missing["RANK"] = str(rank)
+    if "WORLD_SIZE" not in os.environ:
+        missing["WORLD_SIZE"] = str(size)
+    if "LOCAL_RANK" not in os.environ:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            missing["LOCAL_RANK"] = str(torch.cuda.current_device())
+        else:
+            from gvmlit.parallel import all_gather_objects
+
+            hosts = all_gather_objects(socket.gethostname())
+            missing["LOCAL_RANK"] = str(sum(host == hosts[rank] for host in hosts[:rank]))
+    return missing
 
 
 class VLLMSampler(Sampler):
     """vLLM generation with weight sync from the training policy.
 
     Args:
-        temperature, top_p, max_new_tokens: sampling settings (as HFSampler).
-        gpu_memory_utilization: share of GPU memory vLLM may take while awake.
-        tensor_parallel_size: GPUs per engine (1 when colocated with FSDP2 training, one engine per rank).
-        dtype: engine dtype.
-        sleep_between_rollouts: release the engine's GPU memory while training runs.
-        enforce_eager: disable CUDA graphs (less memory, slower).
+        temperature, top_p, max_new_tokens: sampling settings (as HFSampler). Log-probs are at the
+            sampling temperature before top-p truncation, except with both temperature ≠ 1 and
+            top_p < 1 (then after top-p renormalisation; see the module docstring).
+        gpu_memory_utilization: share of device memory vLLM may take while awake (on the CPU build:
+            share of host memory, unless ``kv_cache_gib`` is given).
+        tensor_parallel_size: devices per engine (1 when colocated with FSDP2 training, one engine per rank).
+        dtype: engine dtype (``float32`` on CPU).
+        sleep_between_rollouts: release the engine's device memory while training runs; ignored, with a
+            warning, where vLLM has no sleep mode (its CPU build).
+        enforce_eager: disable CUDA graphs / compilation (less memory and start-up time, slower decoding).
+        kv_cache_gib: KV-cache size in GiB (None = what ``gpu_memory_utilization`` leaves). On CPU set
+            it: vLLM otherwise reserves ``gpu_memory_utilization`` of the host's memory.
         seed: engine seed (each rank adds its rank).
+        progress: show vLLM's progress bar while generating.
     """
 
     accepts_sharded_policy = True
@@ -62,21 +126,35 @@ class VLLMSampler(Sampler):
         dtype: str = "bfloat16",
         sleep_between_rollouts: bool = True,
         enforce_eager: bool = False,
+        kv_cache_gib: float | None = None,
         seed: int = 0,
+        progress: bool = True,
     ) -> None:
         super().__init__(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+        if kv_cache_gib is not None and kv_cache_gib <= 0:
+            raise ValueError("kv_cache_gib must be > 0 (or None)")
         self.gpu_memory_utilization = gpu_memory_utilization
         self.tensor_parallel_size = tensor_parallel_size
         self.dtype = dtype
         self.sleep_between_rollouts = sleep_between_rollouts
         self.enforce_eager = enforce_eager
+        self.kv_cache_gib = kv_cache_gib
         self.seed = seed
+        self.progress = progress
         self._llm = None
+        self._sleeps = False  # whether the engine was built with sleep mode
         self._asleep = False
         self._model_dir: tempfile.TemporaryDirectory | None = None
 
+    @property
+    def logprobs_mode(self) -> str:
+        """vLLM's ``logprobs_mode`` giving log softmax(logits / T) before top-p (see the module docstring)."""
+        return "raw_logprobs" if self.temperature == 1.0 else "processed_logprobs"
+
     def _build_engine(self, policy):
         vllm = _import_vllm()
+        from vllm.platforms import current_platform
+
         from gvmlit.parallel import world
 
         path = getattr(policy.config, "name_or_path", "") or ""
@@ -85,22 +163,65 @@ class VLLMSampler(Sampler):
             policy.config.save_pretrained(self._model_dir.name)
             path = self._model_dir.name
         rank, size = world()
-        extra = {"distributed_executor_backend": "external_launcher"} if size > 1 else {}
-        if "logprobs_mode" in {f.name for f in dataclasses.fields(vllm.EngineArgs)}:
-            extra["logprobs_mode"] = "processed_logprobs"  # log-probs at the sampling temperature (vLLM ≥ 0.10.2)
-        return vllm.LLM(
-            model=path,
-            skip_tokenizer_init=True,
-            load_format="dummy",  # weights come from the training policy (sync_weights)
-            dtype=self.dtype,
-            gpu_memory_utilization=self.gpu_memory_utilization,
-            tensor_parallel_size=self.tensor_parallel_size,
-            enable_sleep_mode=self.sleep_between_rollouts,
-            enforce_eager=self.enforce_eager,
-            max_model_len=getattr(policy.config, "max_position_embeddings", None),
-            seed=self.seed + rank,
-            **extra,
-        )
+        extra = {}
+        if size > 1:  # one engine per rank, in this process, on the trainer's process group
+            extra["distributed_executor_backend"] = "external_launcher"
+            missing = launcher_environment(rank, size)
+            os.environ.update(missing)
+            if missing:
+                log.info(
+                    "VLLMSampler: set %s for vLLM's external_launcher (the launcher did not)",
+                    ", ".join(f"{key}={value}" for key, value in missing.items()),
+                )
+        else:  # the engine core in this process: weights are handed over, not serialised
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        self._sleeps = self.sleep_between_rollouts and current_platform.is_sleep_mode_available()
+        if self.sleep_between_rollouts and not self._sleeps:
+            log.warning(
+                "VLLMSampler: vLLM has no sleep mode on this platform (%s); the engine stays awake between "
+                "rollouts (set sleep_between_rollouts: false to silence this)",
+                current_platform.device_type,
+            )
+        if self.temperature != 1.0 and self.top_p < 1.0:
+            log.warning(
+                "VLLMSampler: with temperature %s and top_p %s vLLM reports log-probs after top-p "
+                "renormalisation, not log softmax(logits / T); rollout/sampler_trainer_logprob_diff includes the "
+                "difference",
+                self.temperature,
+                self.top_p,
+            )
+        if self.kv_cache_gib is not None:
+            extra["kv_cache_memory_bytes"] = int(self.kv_cache_gib * (1 << 30))
+        engine_fields = {f.name for f in dataclasses.fields(vllm.EngineArgs)}
+        for needed in ("logprobs_mode", "kv_cache_memory_bytes"):
+            if needed not in engine_fields:
+                raise GvmlitError(f"VLLMSampler needs a vLLM whose engine has '{needed}': pip install 'gvmlit[vllm]'")
+        set_num_threads, threads = torch.set_num_threads, torch.get_num_threads()
+        try:
+            return vllm.LLM(
+                model=path,
+                skip_tokenizer_init=True,
+                load_format="dummy",  # weights come from the training policy (sync_weights)
+                dtype=self.dtype,
+                gpu_memory_utilization=self.gpu_memory_utilization,
+                tensor_parallel_size=self.tensor_parallel_size,
+                enable_sleep_mode=self._sleeps,
+                enforce_eager=self.enforce_eager,
+                max_model_len=getattr(policy.config, "max_position_embeddings", None),
+                seed=self.seed + rank,
+                logprobs_mode=self.logprobs_mode,
+                **extra,
+            )
+        finally:
+            # vLLM's workers set the process's torch threads for serving (1 thread, or a no-op patch of
+            # torch.set_num_threads on CPU); here the worker is the training process: put both back
+            torch.set_num_threads = set_num_threads
+            torch.set_num_threads(threads)
+
+    @property
+    def block_size(self) -> int | None:
+        """The engine's KV-cache block size in tokens (None before the first ``prepare``)."""
+        return None if self._llm is None else int(self._llm.llm_engine.vllm_config.cache_config.block_size)
 
     def prepare(self, policy) -> None:
         """Build or wake the engine and load the policy's current weights into it."""
@@ -112,24 +233,23 @@ class VLLMSampler(Sampler):
         self.sync_weights(policy)
 
     def release(self) -> None:
-        if self._llm is not None and self.sleep_between_rollouts and not self._asleep:
+        if self._llm is not None and self._sleeps and not self._asleep:
             self._llm.sleep(level=1)
             self._asleep = True
 
     def sync_weights(self, policy) -> None:
         """Load the training policy's full state dict into the engine (gathered if sharded: a
-        collective, every rank calls it in the same order)."""
+        collective, every rank calls it in the same order), then drop the prefix cache built with the
+        previous weights."""
         from torch.distributed.tensor import DTensor
 
         weights = [
             (name, tensor.full_tensor() if isinstance(tensor, DTensor) else tensor)
             for name, tensor in policy.state_dict().items()
         ]
-
-        def load(worker, weights=weights):
-            worker.model_runner.model.load_weights(weights)
-
-        self._llm.collective_rpc(load)
+        self._llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
+        if not self._llm.reset_prefix_cache():
+            raise RuntimeError("VLLMSampler: vLLM did not reset its prefix cache after a weight sync")
 
     def _generate(self, policy, tokenizer, prompts, num_samples, greedy, desc):
         vllm = _import_vllm()
@@ -149,7 +269,7 @@ class VLLMSampler(Sampler):
             for n in num_samples
         ]
         requests = [{"prompt_token_ids": list(p)} for p in prompts]
-        outputs = self._llm.generate(requests, params, use_tqdm=True)
+        outputs = self._llm.generate(requests, params, use_tqdm=self.progress)
         results = []
         for output in outputs:
             group = []
