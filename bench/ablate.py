@@ -1,150 +1,127 @@
-"""Allocator ablation at equal budget: held-out accuracy against generated samples, several seeds.
+"""The allocator study: allocators × algorithms × regimes × seeds on the built-in task, one command.
 
-    python bench/ablate.py                                   # RAFT, RAFT++, GRPO × uniform, GVM, GVM++ × 3 seeds
-    python bench/ablate.py --algorithms raftpp --seeds 0 --epochs 5 --out runs/ablate-smoke
+    python bench/ablate.py --study                        # everything (budget: ≤ 90 min on 2 idle cores)
+    python bench/ablate.py --study --regimes math_like --algorithms grpo --seeds 0
+    python bench/ablate.py --summarize                    # tables and plots from the finished runs only
+    python bench/ablate.py --study --docs                 # also copy the plots and tables into docs/
 
-Every run is ``gvmlit fit --config recipes/cpu/{algorithm}_{allocator}.yaml`` with the seed and the
-prompt-pool size overridden, so the ablation swaps exactly one config key (the allocator) between
-arms. The x-axis counts every generated training-side sample, pilots included
-(``budget/samples_generated``). Outputs in ``--out``: ``ablation.png`` (accuracy against samples,
-mean over seeds with min–max band), ``ablation.md`` (samples needed to first reach each accuracy
-level, per allocator, with the ratio to uniform) and ``results.json`` (all curves).
+Each run is ``gvmlit ablate``'s: ``gvmlit fit`` on a CPU recipe with one allocator swapped in and the
+regime's overrides, one torch thread, two runs at a time; a finished run is never run again, so the
+study resumes where it stopped. For your own task use ``gvmlit ablate`` directly (docs/extending.md).
+
+Regimes (every one evaluates π0 and then every second epoch on the first 64 of the task's held-out
+problems, mean of 4 samples each; the table gives samples to reach fixed levels and the uniform arm's
+final value):
+
+- ``fresh`` — the CPU recipes as they are: 64 prompts a step from a pool of 2 000, so no prompt is seen
+  twice in a run; any per-prompt memory is useless and estimation must come from pilots.
+- ``noise_bound`` — 16 prompts a step, 4 passes of mini-batches of 16 over each rollout batch, from a
+  pool of 64: each prompt is revisited every 4 epochs; gradients are noisy.
+- ``math_like`` — a pool of 192 prompts in which a third are out of reach (3-digit sums the warm start
+  never solves) and easy sums are solved more and more often: ≥ 40 % of uniform groups carry no
+  gradient at the start, as in math RL; each prompt is revisited every 3 epochs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import time
+import shutil
 from pathlib import Path
-
-import numpy as np
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+
+REGIMES = {
+    "fresh": {
+        "epochs": 8,
+        "levels": [0.45, 0.5],
+        "overrides": [],
+        "revisit": "never (64 new prompts a step from 2 000)",
+    },
+    "noise_bound": {
+        "epochs": 16,
+        "levels": [0.45, 0.5],
+        "overrides": [
+            "--data.init_args.prompts_per_epoch=16", "--data.init_args.batch_size=16", "--data.init_args.update_epochs=4",
+            "--data.init_args.source.init_args.num_train=64",
+        ],
+        "revisit": "every 4 epochs (16 a step from 64)",
+    },
+    "math_like": {
+        "epochs": 12,
+        "levels": [0.36, 0.39],
+        "overrides": [
+            "--data.init_args.source.init_args.num_train=192", "--data.init_args.source.init_args.levels=[[2,1],[3,1],[2,2],[3,2],[3,3],[4,3]]",
+        ],
+        "revisit": "every 3 epochs (64 a step from 192)",
+    },
+}
+ALGORITHMS = {"raftpp": "recipes/cpu/raftpp_uniform.yaml", "grpo": "recipes/cpu/grpo_uniform.yaml"}
+ALLOCATORS = {
+    "uniform": "gvmlit.allocation.UniformAllocator",
+    "gvm": "configs/allocator/gvm.yaml",
+    "gvmpp": "configs/allocator/gvmpp.yaml",
+    "knapsack": "configs/allocator/knapsack.yaml",
+    "greso": "configs/allocator/greso.yaml",
+    "dapo": "--model.init_args.dynamic_sampling=true",  # GRPO only: uniform allocation, zero-variance filter, refills
+}
+COMMON = ["--data.init_args.val_size=64", "--model.init_args.val_samples=4", "--trainer.check_val_every_n_epoch=2", "--model.init_args.sampler.init_args.progress=false",
+          "--model.init_args.verifier.init_args.progress=false"]  # fmt: skip
+METRIC = "val/mean@4"
 
 
-def read_curve(logdir: Path, metric: str) -> list[tuple[int, float]]:
-    """``metric`` against generated samples, from the run's TensorBoard events."""
-    from helpers import read_scalars
-
-    return read_scalars(logdir)[f"{metric}_vs_samples"]
+def arms_of(algorithm: str, allocators: list[str]) -> list[str]:
+    return [f"{name}={ALLOCATORS[name]}" for name in allocators if name != "dapo" or algorithm == "grpo"]
 
 
-def run(algorithm: str, allocator: str, seed: int, args) -> dict:
-    logdir = Path(args.out) / f"{algorithm}_{allocator}" / f"seed{seed}"
-    command = [
-        sys.executable, "-m", "gvmlit", "fit", "--config", f"recipes/cpu/{algorithm}_{allocator}.yaml",
-        f"--seed_everything={seed}", f"--data.init_args.seed={seed}", f"--trainer.max_epochs={args.epochs}",
-        f"--data.init_args.source.init_args.num_train={args.num_train}",
-        f"--trainer.logger.init_args.save_dir={logdir}", "--trainer.logger.init_args.name=run",
-        f"--trainer.default_root_dir={logdir}", "--trainer.enable_checkpointing=false",
-        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-        "--data.init_args.sampler.init_args.progress=false", "--data.init_args.verifier.init_args.progress=false",
-    ]  # fmt: skip
-    started = time.perf_counter()
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{algorithm}/{allocator}/seed {seed} failed:\n{proc.stderr[-3000:]}")
-    curve = read_curve(logdir, args.metric)
-    print(f"{algorithm:7s} {allocator:8s} seed {seed}: {args.metric} {curve[0][1]:.3f} → {curve[-1][1]:.3f} "
-          f"after {curve[-1][0]} samples ({time.perf_counter() - started:.0f} s)", flush=True)  # fmt: skip
-    return {"algorithm": algorithm, "allocator": allocator, "seed": seed, "curve": curve,
-            "seconds": time.perf_counter() - started}  # fmt: skip
+def run_study(args) -> dict[str, list[dict]]:
+    from gvmlit.ablation import ablate
 
-
-def samples_to_reach(curve: list[tuple[int, float]], level: float) -> float:
-    """Generated samples at the first evaluation whose accuracy reaches ``level`` (inf if never)."""
-    return next((float(step) for step, value in curve if value >= level), float("inf"))
-
-
-def summarize(results: list[dict], levels: list[float], metric: str) -> str:
-    lines = [f"Samples generated (pilots included) to first reach held-out {metric}; mean ± std over seeds "
-             "(reached / seeds), and the ratio to uniform's mean (< 1 = fewer samples than uniform).", ""]  # fmt: skip
-    for algorithm in dict.fromkeys(r["algorithm"] for r in results):
-        lines += [f"**{algorithm}**", "", "| allocator | " + " | ".join(f"≥ {lv:.2f}" for lv in levels) + " | final (mean) |",
-                  "|---|" + "---|" * (len(levels) + 1)]  # fmt: skip
-        arms = {a: [r for r in results if r["algorithm"] == algorithm and r["allocator"] == a]
-                for a in dict.fromkeys(r["allocator"] for r in results if r["algorithm"] == algorithm)}  # fmt: skip
-        uniform_means = {}
-        for allocator, runs in arms.items():
-            cells = []
-            for level in levels:
-                reached = [samples_to_reach(r["curve"], level) for r in runs]
-                finite = [x for x in reached if np.isfinite(x)]
-                if not finite:
-                    cells.append(f"never (0/{len(runs)})")
-                    continue
-                mean = float(np.mean(finite))
-                if allocator == "uniform":
-                    uniform_means[level] = mean
-                ratio = f", ×{mean / uniform_means[level]:.2f}" if allocator != "uniform" and level in uniform_means else ""
-                cells.append(f"{mean:.0f} ± {np.std(finite):.0f} ({len(finite)}/{len(runs)}{ratio})")
-            final = np.mean([r["curve"][-1][1] for r in runs])
-            lines.append(f"| {allocator} | " + " | ".join(cells) + f" | {final:.3f} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def plot(results: list[dict], path: Path, metric: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    algorithms = list(dict.fromkeys(r["algorithm"] for r in results))
-    fig, axes = plt.subplots(1, len(algorithms), figsize=(5 * len(algorithms), 3.8), squeeze=False, sharey=True)
-    for ax, algorithm in zip(axes[0], algorithms):
-        for allocator in dict.fromkeys(r["allocator"] for r in results if r["algorithm"] == algorithm):
-            runs = [r for r in results if r["algorithm"] == algorithm and r["allocator"] == allocator]
-            grid = np.linspace(0, min(r["curve"][-1][0] for r in runs), 60)
-            values = np.array([np.interp(grid, *zip(*r["curve"])) for r in runs])
-            line = ax.plot(grid, values.mean(0), label=f"{allocator} ({len(runs)} seeds)")[0]
-            ax.fill_between(grid, values.min(0), values.max(0), color=line.get_color(), alpha=0.15)
-        ax.set_title(algorithm)
-        ax.set_xlabel("generated samples (pilots included)")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"held-out {metric}")
-    axes[0][0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    results = {}
+    for regime in args.regimes:
+        for algorithm in args.algorithms:
+            spec = REGIMES[regime]
+            options = SimpleNamespace(
+                config=[ALGORITHMS[algorithm]], arm=arms_of(algorithm, args.allocators), key="--model.init_args.allocator",
+                seeds=args.seeds, epochs=spec["epochs"], metric=METRIC, levels=spec["levels"], jobs=args.jobs, threads=1,
+                title=f"{algorithm}, {regime} (revisits: {spec['revisit']})", out=str(Path(args.out) / regime / algorithm),
+            )  # fmt: skip
+            if args.summarize:
+                options.run = False
+            results[f"{regime}/{algorithm}"] = ablate(options, [*COMMON, *spec["overrides"]])
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algorithms", nargs="+", default=["raft", "raftpp", "grpo"], help="recipe prefixes")
-    parser.add_argument("--allocators", nargs="+", default=["uniform", "gvm", "gvmpp"])
+    parser.add_argument("--study", action="store_true", help="run the runs that have not finished, then summarise")
+    parser.add_argument("--summarize", action="store_true", help="only summarise the finished runs")
+    parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
+    parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=list(ALGORITHMS))
+    parser.add_argument("--allocators", nargs="+", default=list(ALLOCATORS), choices=list(ALLOCATORS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=20, help="EM iterations per run")
-    parser.add_argument("--num-train", type=int, default=256, help="training prompts (64 a step: each seen every 4 steps)")
-    parser.add_argument("--metric", default="val/mean@4", help="held-out metric (logged against samples)")
-    parser.add_argument("--levels", nargs="+", type=float, default=[0.45, 0.5, 0.55, 0.6])
-    parser.add_argument("--out", default="runs/ablate")
-    parser.add_argument("--from-logs", action="store_true", help="only summarise the finished runs already in --out")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
+    parser.add_argument("--out", default="runs/study")
+    parser.add_argument("--docs", action="store_true", help="copy the tables and plots into docs/study/")
     args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.from_logs:
-        results = []
-        for al in args.algorithms:
-            for alloc in args.allocators:
-                for s in args.seeds:
-                    logdir = out / f"{al}_{alloc}" / f"seed{s}"
-                    if list(logdir.rglob("events.out.tfevents.*")):
-                        curve = read_curve(logdir, args.metric)
-                        if len(curve) == args.epochs + 1:  # finished runs only
-                            results.append({"algorithm": al, "allocator": alloc, "seed": s, "curve": curve})
-    else:
-        results = [run(al, alloc, s, args) for al in args.algorithms for alloc in args.allocators for s in args.seeds]
-    (out / "results.json").write_text(json.dumps({"args": vars(args), "runs": results}, indent=1))
-    plot(results, out / "ablation.png", args.metric)
-    table = summarize(results, args.levels, args.metric)
-    (out / "ablation.md").write_text(table + "\n")
-    print(table)
-    print(f"wrote {out / 'ablation.png'}, {out / 'ablation.md'}, {out / 'results.json'}")
+    if not (args.study or args.summarize):
+        parser.error("say --study (run and summarise) or --summarize")
+    results = run_study(args)
+    study = Path(args.out) / "study.md"
+    study.write_text("\n".join((Path(args.out) / key / "ablation.md").read_text() for key in results))
+    print(f"wrote {study}")
+    if args.docs:
+        target = ROOT / "docs" / "study"
+        target.mkdir(parents=True, exist_ok=True)
+        for key in results:
+            shutil.copy(Path(args.out) / key / "ablation.png", target / f"{key.replace('/', '_')}.png")
+        shutil.copy(study, target / "study.md")
+        (target / "results.json").write_text(json.dumps({k: v for k, v in results.items()}, indent=0))
 
 
 if __name__ == "__main__":
+    import os
+
+    os.chdir(ROOT)  # the recipes and configs are named relative to the repository
     main()

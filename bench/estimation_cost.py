@@ -5,23 +5,23 @@
 
 Both numbers come from the same run's TensorBoard logs: ``time/estimate_seconds`` (stage 1: pilot
 sampling, verification and batched gradient norms, plus GVM++'s post-rollout updates) and
-``time/epoch_seconds`` (rollout, training and validation of the epoch).
+``time/epoch_seconds`` (rollout, training and validation of the epoch). The run uses one torch thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def shares(logdir: Path) -> list[tuple[str, float, float]]:
-    from helpers import read_scalars
+    from gvmlit.ablation import read_scalars
 
     rows = []
     for events in sorted({p.parent for p in logdir.rglob("events.out.tfevents.*")}):
@@ -37,7 +37,7 @@ def shares(logdir: Path) -> list[tuple[str, float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logdir", help="summarise existing runs under this directory")
-    parser.add_argument("--recipe", default="recipes/cpu/raft_gvm.yaml")
+    parser.add_argument("--recipe", default="recipes/cpu/raft_gvm.yaml", help="any recipe whose allocator estimates")
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
     logdir = Path(args.logdir) if args.logdir else Path(tempfile.mkdtemp(prefix="gvmlit-cost-"))
@@ -45,9 +45,9 @@ def main() -> None:
         subprocess.run(
             [sys.executable, "-m", "gvmlit", "fit", "--config", args.recipe, f"--trainer.max_epochs={args.epochs}",
              f"--trainer.logger.init_args.save_dir={logdir}", "--trainer.enable_checkpointing=false",
-             "--trainer.enable_progress_bar=false", "--data.init_args.sampler.init_args.progress=false",
-             "--data.init_args.verifier.init_args.progress=false"],
-            cwd=ROOT, check=True, capture_output=True,
+             "--trainer.enable_progress_bar=false", "--model.init_args.sampler.init_args.progress=false",
+             "--model.init_args.verifier.init_args.progress=false"],
+            cwd=ROOT, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
         )  # fmt: skip
     rows = shares(logdir)
     for name, estimate, epoch in rows:

@@ -33,7 +33,9 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from gvmlit.allocation.gradnorm import grad_norm_one_at_a_time, grad_norms_of_rollouts
-    from gvmlit.data import ArithmeticTask, Rollout, collate_rollouts
+    from gvmlit.collate import collate_rollouts
+    from gvmlit.data import ArithmeticTask
+    from gvmlit.records import Rollout
     from gvmlit.policy import PretrainedPolicy
     from gvmlit.sampling import HFSampler
 

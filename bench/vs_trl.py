@@ -38,20 +38,21 @@ def gvmlit_iterations(args) -> list[dict]:
             self.rows = []
 
         def on_train_epoch_end(self, trainer, pl_module):
-            data = trainer.datamodule
-            total = time.perf_counter() - data.epoch_started
-            rollout = data.epoch_metrics["time/rollout_seconds"]
+            result = pl_module.last_rollouts
+            total = time.perf_counter() - result.started
+            rollout = result.metrics["time/rollout_seconds"]
             self.rows.append({"total": total, "rollout (sample+verify+π_old)": rollout, "update": total - rollout})
 
     torch.manual_seed(0)
     data = RolloutDataModule(
         source=ArithmeticTask(num_train=4000, num_val=0, seed=0),
-        sampler=HFSampler(max_new_tokens=args.max_new_tokens, batch_size=512, progress=False),
-        verifier=ArithmeticVerifier(progress=False),
-        prompts_per_epoch=args.prompts, samples_per_prompt=args.samples, batch_size=args.minibatch,
-        prompt_template="{problem}=",
+        prompts_per_epoch=args.prompts, batch_size=args.minibatch, prompt_template="{problem}=",
     )  # fmt: skip
-    module = GRPO(policy=PretrainedPolicy(POLICY), lr=1e-5, kl_coef=0.0, clip_low=0.2, clip_high=0.2, singleton_groups="zero")
+    module = GRPO(
+        policy=PretrainedPolicy(POLICY), lr=1e-5, kl_coef=0.0, clip_low=0.2, clip_high=0.2, singleton_groups="zero",
+        sampler=HFSampler(max_new_tokens=args.max_new_tokens, batch_size=512, progress=False),
+        verifier=ArithmeticVerifier(progress=False), samples_per_prompt=args.samples,
+    )  # fmt: skip
     timer = Timer()
     trainer = Trainer(
         max_epochs=args.iterations + 1, reload_dataloaders_every_n_epochs=1, logger=False, enable_checkpointing=False,
@@ -75,7 +76,10 @@ def trl_iterations(args) -> list[dict]:
 
     def reward(prompts, completions, answer, **kwargs):
         start = time.perf_counter()
-        out = verifier.score(completions, answer)
+        from gvmlit.records import PromptRecord
+
+        records = [PromptRecord(str(i), "", a) for i, a in enumerate(answer)]
+        out = [v.reward for v in verifier.score(completions, records)]
         spent["reward"] += time.perf_counter() - start
         return out
 

@@ -7,18 +7,41 @@ from pathlib import Path
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gvmlit.cli import main
+from gvmlit.records import PromptRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = [
     "--trainer.enable_progress_bar=false",
     "--trainer.enable_model_summary=false",
-    "--data.init_args.sampler.init_args.progress=false",
-    "--data.init_args.verifier.init_args.progress=false",
+    "--model.init_args.sampler.init_args.progress=false",
+    "--model.init_args.verifier.init_args.progress=false",
 ]
 
 
 def run_cli(*args: str) -> None:
     main(list(args))
+
+
+def cli_error(*args: str, cwd: Path = ROOT) -> str:
+    """Run ``gvmlit ARGS`` in this process (in ``cwd``), expecting exit status 2 and exactly one line
+    ``gvmlit: error: …`` on stderr, which it returns."""
+    import contextlib
+    import io
+    import os
+
+    import pytest
+
+    stderr, here = io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as exit_info:
+            main(list(args))
+    finally:
+        os.chdir(here)
+    assert exit_info.value.code == 2, stderr.getvalue()[-2000:]
+    lines = [line for line in stderr.getvalue().splitlines() if line.startswith("gvmlit: error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr.getvalue(), stderr.getvalue()[-2000:]
+    return lines[0]
 
 
 def read_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -35,3 +58,13 @@ def read_histogram_tags(logdir: Path) -> list[str]:
     acc = EventAccumulator(str(files[-1].parent), size_guidance={"histograms": 0})
     acc.Reload()
     return acc.Tags()["histograms"]
+
+
+def gold_records(golds) -> list[PromptRecord]:
+    """Prompt records carrying only reference answers (verifier tests)."""
+    return [PromptRecord(f"gold-{i}", "", gold) for i, gold in enumerate(golds)]
+
+
+def rewards(verifier, responses, golds) -> list[float]:
+    """The verifier's rewards for ``responses`` against ``golds``."""
+    return [v.reward for v in verifier.score(list(responses), gold_records(golds))]

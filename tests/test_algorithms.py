@@ -2,41 +2,48 @@
 
 import pytest
 import torch
+from lightning.pytorch import Trainer
 
 from gvmlit.algorithms import GRPO, RAFT
 from gvmlit.algorithms.grpo import zero_variance_groups
-from gvmlit.data.collate import Rollout, collate_rollouts
+from gvmlit.collate import collate_rollouts
 from gvmlit.forward import batch_logprobs
 from gvmlit.policy import TinyCharPolicy
+from gvmlit.records import Rollout
+from gvmlit.sampling import HFSampler
 
 POLICY = TinyCharPolicy(hidden_size=32, num_layers=1, num_heads=2, max_length=64, seed=3)
 
 
-def _module(cls, **kwargs):
-    module = cls(policy=POLICY, **kwargs)
+def _module(cls, temperature=1.0, **kwargs):
+    module = cls(policy=POLICY, sampler=HFSampler(temperature=temperature), **kwargs)
+    trainer = Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(module)  # a real Trainer's strategy (reductions), no fit
+    module.trainer = trainer
     module.configure_model()
-    module.log = lambda *a, **k: None  # no Trainer attached: logging is a no-op here
+    module.log = lambda *a, **k: None  # outside a fit loop, Lightning's self.log has nowhere to write
     module.log_dict = lambda *a, **k: None
     return module
 
 
-def _batch(module, advantages, temperature=1.0, perturb_old=0.0):
+def _batch(module, advantages, perturb_old=0.0):
     tok = module.tokenizer
     rollouts = [
         Rollout(tok("12+3=")["input_ids"], tok("15;#### 15", add_special_tokens=False)["input_ids"], 1.0, advantages[0], 0),
         Rollout(tok("4+4=")["input_ids"], tok("9;#### 9", add_special_tokens=False)["input_ids"], 0.0, advantages[1], 0),
         Rollout(tok("7=")["input_ids"], tok("7;####", add_special_tokens=False)["input_ids"], 1.0, advantages[2], 1),
     ]
-    batch = collate_rollouts(rollouts, tok.pad_token_id, temperature)
+    batch = collate_rollouts(rollouts, tok.pad_token_id)
     with torch.no_grad():
-        old, _ = batch_logprobs(module.model, batch)
+        old, _ = batch_logprobs(module.model, batch, module.loss_temperature)
     batch["old_logprobs"] = old + perturb_old
     return batch
 
 
 def test_grpo_first_step_loss_is_minus_mean_advantage_per_token():
-    module = _module(GRPO, aggregation="token_mean")
-    batch = _batch(module, [1.5, -0.5, 2.0], temperature=0.7)
+    module = _module(GRPO, temperature=0.7, aggregation="token_mean")
+    assert module.loss_temperature == 0.7  # ratios are taken at the sampling temperature
+    batch = _batch(module, [1.5, -0.5, 2.0])
     loss = module.training_step(batch, 0)
     mask = batch["response_mask"].float()
     # ratio = 1 everywhere (π_old = π_θ): loss_t = −A_j, token mean over the batch
@@ -85,3 +92,10 @@ def test_zero_variance_filter_and_singletons():
     module = _module(GRPO, singleton_groups="zero")
     adv, keep, _ = module.rollout_advantages(rewards, rewards >= 1, groups)
     assert keep.all() and adv[-1] == 0 and adv[0] == 0  # no filter: all-equal groups kept with A = 0
+
+
+def test_an_empty_batch_is_skipped_without_an_update():
+    module = _module(GRPO)
+    empty = collate_rollouts([], module.tokenizer.pad_token_id)
+    assert empty["input_ids"].shape[0] == 0
+    assert module.training_step(empty, 0) is None

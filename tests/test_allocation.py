@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from gvmlit.allocation import PromptStats, UniformAllocator, round_to_budget
+from gvmlit.allocation import AllocationRequest, PromptStatsStore, UniformAllocator, Visit, round_to_budget
+from gvmlit.records import Completion, PromptRecord
+
+
+def _request(count, budget, pilots=None, accepted=None, store=None, epoch=0):
+    prompts = [PromptRecord(f"p{i}", "", "0") for i in range(count)]
+    pilots = pilots or [[] for _ in prompts]
+    accepted = accepted or [[] for _ in prompts]
+    return AllocationRequest(prompts, pilots, accepted, budget, epoch, store or PromptStatsStore())
 
 
 def test_round_to_budget_is_exact_and_proportional():
@@ -37,13 +45,12 @@ def test_round_to_budget_rejects_bad_weights():
 
 
 def test_uniform_allocator():
-    stats = PromptStats(uids=[f"p{i}" for i in range(5)])
-    assert UniformAllocator().allocate(stats, 40).tolist() == [8] * 5
-    assert UniformAllocator().allocate(stats, 12).tolist() == [3, 3, 2, 2, 2]
-    assert UniformAllocator().allocate(PromptStats(uids=[]), 0).tolist() == []
+    assert UniformAllocator().allocate(_request(5, 40)).samples.tolist() == [8] * 5
+    assert UniformAllocator().allocate(_request(5, 12)).samples.tolist() == [3, 3, 2, 2, 2]
+    assert UniformAllocator().allocate(_request(0, 0)).samples.tolist() == []
 
 
-# ---------------------------------------------------------------- GVM (method.md §2–3)
+# ---------------------------------------------------------------- GVM (docs/method.md §2–3)
 from gvmlit.allocation import (  # noqa: E402
     GVMAllocator,
     GVMPlusPlusAllocator,
@@ -96,10 +103,15 @@ def test_gvm_filters():
     assert (p * floored)[floored > 0].min() >= 1.0
 
 
+def _pilots(accepted):
+    return [[Completion([5], "x", [-1.0], "stop", float(a), "correct" if a else "wrong") for a in group] for group in accepted]
+
+
 def test_gvm_allocator_without_any_accepted_pilot_spreads_uniformly_and_says_so():
-    stats = PromptStats(uids=["a", "b", "c"], acceptance_rate=np.zeros(3), grad_norm=np.zeros(3))
-    assert GVMAllocator().allocate(stats, 9).tolist() == [3, 3, 3]
-    assert stats.extra["fallback_uniform"] is True
+    accepted = [[False] * 4] * 3
+    allocation = GVMAllocator(pilot_samples=4).allocate(_request(3, 9, _pilots(accepted), accepted))
+    assert allocation.samples.tolist() == [3, 3, 3]  # discarded pilots: the whole N is the main draw
+    assert allocation.metrics["fallback_uniform"] == 1.0 and allocation.metrics["estimated_p_zero"] == 1.0
 
 
 def test_bounded_allocation_respects_bounds_and_budget():
@@ -120,28 +132,139 @@ def test_bounded_allocation_respects_bounds_and_budget():
         bounded_allocation(np.ones(3), 40, 0, 8)
 
 
-def test_gvmpp_allocation_never_starves_and_respects_caps():
-    # p̂ from a Beta(0.5, 0.5) posterior is never 0, so hard prompts keep samples
-    stats = PromptStats(uids=list("abcd"), acceptance_rate=np.array([0.03, 0.5, 0.97, 0.2]), grad_norm=np.ones(4))
-    alloc = GVMPlusPlusAllocator(min_samples=2, max_samples=12)
-    counts = alloc.allocate(stats, 32)
-    assert counts.sum() == 32 and counts.min() >= 2 and counts.max() <= 12
-    assert counts[0] == counts.max()  # the rarely-solved prompt gets the most, up to the cap
+def test_mixed_probability_under_a_beta_posterior():
+    from gvmlit.allocation.gvmpp import beta_moment, mixed_probability
+
+    # Beta(1, 1): E[p^m] = 1 / (m + 1)
+    assert beta_moment(1.0, 1.0, np.array([0, 1, 3])).tolist() == pytest.approx([1.0, 0.5, 0.25])
+    # no pilots, group of 4 under Beta(1, 1): 1 − 2/5
+    assert mixed_probability(1.0, 1.0, 0, 0, 4) == pytest.approx(0.6)
+    # pilots already mixed: certain; all-correct pilots (3 of 3) and 5 more: they must hold a failure
+    assert mixed_probability(4.0, 1.0, 2, 3, 8) == 1.0
+    assert mixed_probability(4.0, 1.0, 3, 3, 8) == pytest.approx(1.0 - beta_moment(4.0, 1.0, np.array(5)))
 
 
-def test_posterior_with_decay_and_store_round_trip():
+def test_gvmpp_skips_prompts_unlikely_to_carry_a_gradient_and_bounds_the_totals():
+    from gvmlit.allocation import GVMPlusPlusAllocator
+
     store = PromptStatsStore()
-    store.record_samples("x", epoch=0, samples=8, accepted=0, tokens=100)
-    store.record_samples("x", epoch=2, samples=4, accepted=4, tokens=50)
-    store.record_grad_norm("x", 2.0, momentum=0.5)
-    store.record_grad_norm("x", 4.0, momentum=0.5)
-    a, b = store.posterior("x", epoch=2, prior_accepted=0.5, prior_rejected=0.5, decay=0.5)
+    # p0 solved in all 24 tries, p1 never in 24, p2 half the time; p3 is new (6 pilots this epoch, 2 accepted)
+    for i, (samples, accepted) in enumerate([(24, 24), (24, 0), (24, 12)]):
+        store.record_visit(f"p{i}", Visit(0, "train", samples, accepted, 10 * samples, float(accepted == samples), float(accepted > 0)))
+    pilot_accepted = [[], [], [], [True, True, False, False, False, False]]
+    store.record_visit("p3", Visit(1, "pilot", 6, 2, 60, 0.0, 1.0))
+    request = _request(4, 32, _pilots(pilot_accepted), pilot_accepted, store, epoch=1)
+    allocation = GVMPlusPlusAllocator(decay=1.0, min_samples=2, max_samples=12).allocate(request)
+    totals = allocation.samples + request.pilot_counts
+    assert totals[0] == totals[1] == 0  # all-correct / all-wrong so far: skipped, their shares saved
+    assert totals.sum() == 16 and totals[2] >= 2 and totals[3] >= 6 and totals.max() <= 12
+    assert allocation.metrics["skipped_prompts"] == 0.5
+    refill = GVMPlusPlusAllocator(decay=1.0, min_samples=2, max_samples=24, spend="refill").allocate(request)
+    assert (refill.samples + request.pilot_counts).sum() == 32  # refill: the whole budget is drawn
+    # the evidence fades: far later, the solved prompt is worth a try again
+    later = _request(4, 32, store=store, epoch=12)
+    assert GVMPlusPlusAllocator(decay=0.7).allocate(later).samples[0] > 0
+
+
+def test_store_estimates_and_round_trip():
+    from gvmlit.allocation import GradNormObservation
+
+    store = PromptStatsStore()
+    store.record_visit("x", Visit(0, "pilot", 8, 0, 100, 0.0, 0.0))
+    store.record_visit("x", Visit(2, "train", 4, 4, 50, 1.0, 1.0))
+    store.record_visit("x", Visit(2, "train", 0, 0, 0, 0.0, 0.0))  # nothing drawn: nothing recorded
+    store.record_grad_norms("x", GradNormObservation(0, "pilot", 2.0, 3))
+    store.record_grad_norms("x", GradNormObservation(2, "train", 4.0, 2))
+    a, b = store.beta_posterior("x", epoch=2, prior_accepted=0.5, prior_rejected=0.5, decay=0.5)
     # epoch-0 evidence weighs 0.5² = 0.25: a = 0.5 + 4, b = 0.5 + 0.25·8
     assert (a, b) == pytest.approx((4.5, 2.5))
-    assert store.get("x").grad_norm == pytest.approx(3.0)
-    assert "x" in store and "y" not in store
+    assert store.grad_norm_average("x", momentum=0.5) == pytest.approx(3.0)
+    assert store.last_acceptance_rate("x") == 1.0 and store.mean_response_tokens("x") == pytest.approx(150 / 12)
+    assert store.zero_variance_streak("x") == 2  # all rewards equal in both visited epochs
+    assert "x" in store and "y" not in store and store.history("y").samples == 0 and len(store) == 1
     restored = PromptStatsStore()
     restored.load_state_dict(store.state_dict())
-    assert restored.posterior("x", 2, 0.5, 0.5, 0.5) == (a, b)
-    assert restored.get("x").samples == 12 and restored.get("x").tokens == 150
-    assert restored.get("x").grad_norm == pytest.approx(3.0)
+    assert restored.beta_posterior("x", 2, 0.5, 0.5, 0.5) == (a, b)
+    assert restored.history("x").samples == 12 and restored.history("x").tokens == 150
+    assert restored.grad_norm_average("x", 0.5) == pytest.approx(3.0)
+
+
+def test_zero_variance_streak_counts_recent_epochs_only():
+    store = PromptStatsStore()
+    for epoch, (lo, hi) in enumerate([(1.0, 1.0), (0.0, 1.0), (0.0, 0.0), (1.0, 1.0)]):
+        store.record_visit("x", Visit(epoch, "train", 4, int(hi * 4), 10, lo, hi))
+    assert store.zero_variance_streak("x") == 2  # epochs 3 and 2; epoch 1 had a mixed group
+    store.record_visit("y", Visit(0, "pilot", 2, 2, 10, 1.0, 1.0))
+    store.record_visit("y", Visit(0, "train", 2, 0, 10, 0.0, 0.0))
+    assert store.zero_variance_streak("y") == 0  # all-correct pilots, all-wrong main draw: mixed in the epoch
+
+
+# ---------------------------------------------------------------- the peers' allocators (docs/method.md §7)
+from gvmlit.allocation import KnapsackAllocator, SelectiveRolloutAllocator, greedy_knapsack, knapsack_value, without_singletons  # noqa: E402
+
+
+def test_knapsack_value_closed_form():
+    p = np.array([0.0, 0.25, 0.5, 1.0])
+    assert knapsack_value(1, p).tolist() == [0.0, 0.0, 0.0, 0.0]  # a group of one never carries a gradient
+    expected = (1 - 0.25**4 - 0.75**4) * 0.25 * 0.75**2
+    assert knapsack_value(4, p)[1] == pytest.approx(expected)
+    assert knapsack_value(8, p)[[0, 3]].tolist() == [0.0, 0.0]
+
+
+def test_greedy_knapsack_is_optimal_on_a_small_instance():
+    import itertools
+
+    p = np.array([0.1, 0.3, 0.6, 0.9, 0.5])
+    value = lambda n: knapsack_value(n, p)  # noqa: E731
+    counts = greedy_knapsack(value, 5, 14, 0, 6)
+    best = max(
+        (c for c in itertools.product(range(7), repeat=5) if sum(c) <= 14), key=lambda c: knapsack_value(np.array(c), p).sum()
+    )
+    assert knapsack_value(counts, p).sum() == pytest.approx(knapsack_value(np.array(best), p).sum())
+    assert counts.sum() == 14 and 1 not in counts.tolist()
+
+
+def _visited(rates, samples=8, epoch=0):
+    store = PromptStatsStore()
+    for i, rate in enumerate(rates):
+        if rate is not None:
+            accepted = round(rate * samples)
+            store.record_visit(f"p{i}", Visit(epoch, "train", samples, accepted, 10, float(accepted == samples), float(accepted > 0)))
+    return store
+
+
+def test_knapsack_allocator_moves_budget_from_solved_to_mid_prompts():
+    rates = [1.0, 0.0, 0.5, 0.25, None, 1.0]
+    allocation = KnapsackAllocator(max_samples=16, fallback_samples=2).allocate(_request(6, 48, store=_visited(rates), epoch=1))
+    n = allocation.samples
+    assert n.sum() <= 48 and n[4] == 48 // 6  # an unseen prompt gets the uniform share to learn its p̂
+    assert n[0] == n[5] == 2 and n[1] >= 2  # solved / unsolved: the fallback share
+    assert n[2] >= n[0] and n[3] > 2 and n.max() <= 16  # the budget goes where groups carry gradients
+    assert allocation.metrics["unseen_prompts"] == 1 and allocation.metrics["extreme_prompts"] == 3
+
+
+def test_selective_rollout_skips_prompts_with_zero_variance_streaks_and_saves_their_samples():
+    store = PromptStatsStore()
+    for epoch in range(3):  # p0: all correct three times; p1: all wrong once; p2: mixed
+        store.record_visit("p0", Visit(epoch, "train", 4, 4, 10, 1.0, 1.0))
+        store.record_visit("p2", Visit(epoch, "train", 4, 2, 10, 0.0, 1.0))
+    store.record_visit("p1", Visit(2, "train", 4, 0, 10, 0.0, 0.0))
+    allocator = SelectiveRolloutAllocator(exploration=0.5, seed=3)
+    skipped = np.zeros(4)
+    for trial in range(200):  # the skipping is random (seeded): p0 is skipped with 1 − 0.5³, p1 with 1 − 0.5
+        allocator.seed = trial
+        n = allocator.allocate(_request(4, 16, store=store, epoch=3)).samples
+        assert n.sum() <= 16 and set(n.tolist()) <= {0, 4}  # uniform shares, the skipped ones not drawn
+        skipped += n == 0
+    assert skipped[2] == skipped[3] == 0
+    assert 0.8 < skipped[0] / 200 < 0.95 and 0.35 < skipped[1] / 200 < 0.65
+    refill = SelectiveRolloutAllocator(exploration=0.05, min_exploration=0.05, spend="refill")
+    n = refill.allocate(_request(4, 16, store=store, epoch=3)).samples
+    assert n.sum() == 16 and n[0] == 0  # refill: the kept prompts share the whole budget
+
+
+def test_without_singletons_keeps_the_total():
+    counts = without_singletons(np.array([1, 5, 1, 1, 0, 2]), weights=np.array([0.9, 1.0, 0.1, 0.5, 0.0, 0.2]))
+    assert counts.sum() == 10 and 1 not in counts.tolist()
+    assert counts[0] == 2 and counts[3] == 0  # the heavier of a pair takes both samples
+    assert counts[1] == 6  # the odd one out goes to the heaviest prompt with two or more

@@ -7,7 +7,7 @@ import tempfile
 import pytest
 import yaml
 
-from helpers import QUIET, ROOT, read_histogram_tags, read_scalars, run_cli
+from helpers import QUIET, ROOT, cli_error, read_histogram_tags, read_scalars, run_cli
 
 RECIPES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "recipes").rglob("*.yaml"))
 
@@ -47,28 +47,23 @@ def test_one_key_swaps_the_algorithm_variant_and_logs_to_tensorboard(tmp_path, m
 
 
 def _cli_error(*args: str) -> str:
-    if args[0] != "export" and not any("save_dir" in a for a in args):
+    """The one ``gvmlit: error:`` line a bad command prints (run in this process: it is the parse or the
+    first step that fails; a traceback would fail the test)."""
+    if args[0] not in ("export", "ablate") and not any("save_dir" in a for a in args):
         scratch = tempfile.mkdtemp(prefix="gvmlit-cli-")  # write nothing into the repository
         args = (*args, "--trainer.logger=false", "--trainer.enable_checkpointing=false", f"--trainer.default_root_dir={scratch}")
-    proc = subprocess.run(
-        [sys.executable, "-m", "gvmlit", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("gvmlit: error:")]
-    assert len(lines) == 1, proc.stderr[-2000:]
-    return lines[0]
+    return cli_error(*args)
 
 
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("--data.init_args.allocator=gvmlit.allocation.NoSuchAllocator", "unknown class_path 'gvmlit.allocation.NoSuchAllocator' for 'data.allocator'"),
+        ("--model.init_args.allocator=gvmlit.allocation.NoSuchAllocator", "unknown class_path 'gvmlit.allocation.NoSuchAllocator' for 'model.allocator'"),
         ("--model.init_args.learning_rate=0.1", "unknown key 'learning_rate' under 'model'"),
         ("--trainer.max_epoch=3", "unrecognized arguments: --trainer.max_epoch=3"),
         ("--model.init_args.variant=raft3", "'model.variant' must be one of 'raft', 'raft++'; got 'raft3'"),
-        ("--data.init_args.allocator=gvmlit.sampling.HFSampler", "'data.allocator' must be a BudgetAllocator"),
-        ("--data.init_args.sampler.init_args.max_new_tokens=200", "exceeds the model's maximum length 128"),
+        ("--model.init_args.allocator=gvmlit.sampling.HFSampler", "'model.allocator' must be a BudgetAllocator"),
+        ("--model.init_args.sampler.init_args.max_new_tokens=200", "exceeds the model's maximum length 128"),
     ],
 )
 def test_bad_config_gives_one_line_error(override, expected):
@@ -85,3 +80,18 @@ def test_dataset_row_without_answer_names_file_and_row(tmp_path):
         "--trainer.enable_progress_bar=false",
     )  # fmt: skip
     assert f"{bad}:2: row has no 'answer'" in line
+
+
+@pytest.mark.parametrize("preset", sorted((ROOT / "configs" / "allocator").glob("*.yaml")), ids=lambda p: p.name)
+def test_allocator_presets_are_the_class_defaults(preset):
+    """A recipe outside this repository names an allocator by class alone; its defaults must then be
+    the preset in configs/allocator/."""
+    import importlib
+    import inspect
+
+    config = yaml.safe_load(preset.read_text())
+    module, _, name = config["class_path"].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    defaults = {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items() if v.default is not inspect.Parameter.empty}
+    for key, value in (config.get("init_args") or {}).items():
+        assert defaults.get(key) == value, f"{preset.name}: {key}={value!r} but {name} defaults to {defaults.get(key)!r}"

@@ -7,9 +7,11 @@ import torch
 from lightning.pytorch import Trainer
 
 from gvmlit.algorithms import RAFT
-from gvmlit.data import ArithmeticTask, JsonlPrompts, Rollout, RolloutDataModule, collate_rollouts
+from gvmlit.collate import collate_rollouts
+from gvmlit.data import ArithmeticTask, JsonlPrompts, RolloutDataModule
 from gvmlit.errors import GvmlitError
-from gvmlit.policy import TinyCharPolicy
+from gvmlit.records import PromptRecord, Rollout
+from gvmlit.policy import TinyCharPolicy, char_tokenizer
 from gvmlit.sampling import HFSampler
 from gvmlit.verifiers import ArithmeticVerifier
 
@@ -51,13 +53,12 @@ def test_jsonl_rows_without_answer_name_file_and_row(tmp_path):
 
 def test_collate_aligns_response_mask_and_logprobs():
     items = [Rollout([1, 2], [3, 4, 5], 1.0, 1.0, 0, [-0.1, -0.2, -0.3]), Rollout([6], [7], 0.0, -1.0, 1, [-0.5])]
-    batch = collate_rollouts(items, pad_id=0, temperature=0.5)
+    batch = collate_rollouts(items, pad_id=0)
     assert batch["input_ids"].tolist() == [[1, 2, 3, 4, 5], [6, 7, 0, 0, 0]]
     # targets are input_ids[:, 1:] = [[2,3,4,5],[7,0,0,0]]: the response tokens 3,4,5 and 7
     assert batch["response_mask"].tolist() == [[False, True, True, True], [True, False, False, False]]
     assert batch["sampler_logprobs"][0].tolist() == pytest.approx([0.0, -0.1, -0.2, -0.3])
     assert batch["advantages"].tolist() == [1.0, -1.0] and batch["group_ids"].tolist() == [0, 1]
-    assert float(batch["temperature"]) == 0.5
 
 
 class _Recorder(RAFT):
@@ -69,23 +70,17 @@ class _Recorder(RAFT):
 
 
 def _datamodule(**overrides):
-    kwargs = dict(
-        source=ArithmeticTask(num_train=64, num_val=8, seed=1),
-        sampler=HFSampler(max_new_tokens=16, progress=False),
-        verifier=ArithmeticVerifier(progress=False),
-        prompts_per_epoch=8,
-        samples_per_prompt=3,
-        batch_size=8,
-        prompt_template="{problem}=",
-        val_samples=2,
-    )
+    kwargs = dict(source=ArithmeticTask(num_train=64, num_val=8, seed=1), prompts_per_epoch=8, batch_size=8, prompt_template="{problem}=")
     kwargs.update(overrides)
     return RolloutDataModule(**kwargs)
 
 
 def test_datamodule_serves_fresh_rollouts_every_epoch(tmp_path):
     torch.manual_seed(0)
-    module = _Recorder(policy=TinyCharPolicy(hidden_size=32, num_layers=1, num_heads=2, max_length=64), keep_rejected=True)
+    module = _Recorder(
+        policy=TinyCharPolicy(hidden_size=32, num_layers=1, num_heads=2, max_length=64), keep_rejected=True,
+        sampler=HFSampler(max_new_tokens=16, progress=False), verifier=ArithmeticVerifier(progress=False), samples_per_prompt=3,
+    )  # fmt: skip
     module.seen = {}
     data = _datamodule()
     trainer = Trainer(
@@ -97,14 +92,22 @@ def test_datamodule_serves_fresh_rollouts_every_epoch(tmp_path):
     assert len(module.seen[0]) == len(module.seen[1]) == 8 * 3  # keep_rejected: every sample is served
     assert module.seen[0] != module.seen[1]  # new prompts and new samples from the updated policy
     prompts_0, prompts_1 = data.epoch_prompts(0), data.epoch_prompts(1)
-    assert {p.uid for p in prompts_0}.isdisjoint(p.uid for p in prompts_1)
-    assert data.counters["train_samples"] == 2 * 8 * 3
-    assert data.counters["train_tokens"] > 0 and data.counters["eval_samples"] == 0
+    assert {p.record.uid for p in prompts_0}.isdisjoint(p.record.uid for p in prompts_1)
+    assert module.budget.samples("train") == 2 * 8 * 3 and module.budget.samples("pilot", "eval") == 0
+    assert module.budget.tokens("train") > 0
 
 
 def test_epoch_prompts_cycle_through_the_whole_split():
     data = _datamodule(source=ArithmeticTask(num_train=20, num_val=0), prompts_per_epoch=8)
-    data._train = data.source.records("train")  # bypass the length check (no model needed here)
-    uids = [p.uid for e in range(5) for p in data.epoch_prompts(e)]
-    assert set(uids[:16]) | set(uids[16:20]) == {r.uid for r in data._train}  # first pass covers all 20
+    data.connect(char_tokenizer(), chat_template=False, max_prompt_tokens=100)  # no model needed
+    uids = [p.record.uid for e in range(5) for p in data.epoch_prompts(e)]
+    assert set(uids[:16]) | set(uids[16:20]) == {r.uid for r in data.source.records("train")}  # first pass covers all 20
     assert len(set(uids[:20])) == 20
+
+
+def test_unknown_characters_in_a_prompt_are_an_error(tiny_policy):
+    _, tokenizer = tiny_policy
+    data = _datamodule()
+    data.connect(tokenizer, chat_template=False, max_prompt_tokens=100)
+    with pytest.raises(GvmlitError, match=r"prompt row-7 has characters the tokenizer does not know .*'x\^2="):
+        data.encode(PromptRecord("p", "x^2", "4", {"source": "row-7"}))

@@ -19,6 +19,19 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from gvmlit.parallel import balanced_partition, rank_share
 from helpers import QUIET, ROOT, read_scalars
 
+
+def read_scalars_of(event_files) -> dict:
+    """The scalars of the given event files only (one run directory holds the first and the resumed run)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict = {}
+    for path in event_files:
+        accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
+    return scalars
+
 # ---------------------------------------------------------------------- partitions (pure)
 
 
@@ -57,7 +70,7 @@ def _sharded_grad_norm(rank: int, port: int, results) -> None:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    from gvmlit.parallel import grad_norm
+    from gvmlit.algorithms.base import gradient_norm
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
@@ -66,7 +79,7 @@ def _sharded_grad_norm(rank: int, port: int, results) -> None:
         fully_shard(model, mesh=init_device_mesh("cpu", (2,)))
         torch.manual_seed(1)
         model(torch.randn(5, 8)).pow(2).sum().backward()  # the same batch on both ranks
-        results[rank] = float(grad_norm(model.parameters()))  # a generator, as the module passes it
+        results[rank] = float(gradient_norm(model))
     finally:
         dist.destroy_process_group()
 
@@ -93,10 +106,10 @@ def test_grad_norm_of_sharded_gradients_is_the_global_norm():
 
 SMALL = [
     "--data.init_args.prompts_per_epoch=16",
-    "--data.init_args.samples_per_prompt=4",
+    "--model.init_args.samples_per_prompt=4",
     "--data.init_args.batch_size=16",
     "--data.init_args.val_size=16",
-    "--data.init_args.val_samples=2",
+    "--model.init_args.val_samples=2",
 ]
 
 
@@ -126,19 +139,21 @@ def fsdp_run(tmp_path_factory):
     ]  # fmt: skip
     first = _gvmlit("fit", *common, "--trainer.max_epochs=2")
     first_scalars = read_scalars(out / "grpo_gvm" / "version_0")
+    first_events = {p.name for p in (out / "grpo_gvm" / "version_0").glob("events.out.tfevents.*")}
     # the third epoch computes in bfloat16 (FSDP2 mixed precision) over the float32 master weights
     resumed = _gvmlit(
         "fit", *common, "--config", str(export_overlay), "--trainer.max_epochs=3", "--ckpt_path=last",
         "--trainer.strategy.init_args.param_dtype=bfloat16",
     )  # fmt: skip
-    checkpoint = out / "grpo_gvm" / "checkpoints" / "last.ckpt"
-    _gvmlit("export", str(checkpoint), str(out / "exported"))
+    checkpoint = out / "grpo_gvm" / "version_0" / "checkpoints" / "last.ckpt"
+    _gvmlit("export", str(out / "grpo_gvm" / "last.ckpt"), str(out / "exported"))  # the newest run's, through the link
+    resumed_events = sorted(p for p in (out / "grpo_gvm" / "version_0").glob("events.out.tfevents.*") if p.name not in first_events)
     return {
         "out": out,
         "first": first,
         "first_scalars": first_scalars,
         "resumed": resumed,
-        "resumed_scalars": read_scalars(out / "grpo_gvm" / "version_1"),
+        "resumed_scalars": read_scalars_of(resumed_events),  # the resumed run logs into the same run directory
         "checkpoint": checkpoint,
     }
 

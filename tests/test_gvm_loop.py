@@ -1,7 +1,6 @@
 """GVM and GVM++ inside the real training loop: honest counting, closed-form allocation, checkpoints."""
 
 import numpy as np
-import pytest
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -17,59 +16,104 @@ from helpers import ROOT
 SFT = str(ROOT / "models" / "arith-sft")
 
 
-def _data(allocator, num_train=24):
-    return RolloutDataModule(
-        source=ArithmeticTask(num_train=num_train, num_val=0, seed=5),
-        sampler=HFSampler(max_new_tokens=40, progress=False),
-        verifier=ArithmeticVerifier(progress=False),
-        allocator=allocator,
-        prompts_per_epoch=12,
-        samples_per_prompt=4,
-        batch_size=16,
-        prompt_template="{problem}=",
-    )
+def _learner(allocator, **kwargs):
+    kwargs.setdefault("lr", 1e-5)
+    return RAFT(
+        policy=PretrainedPolicy(SFT), allocator=allocator, samples_per_prompt=4,
+        sampler=HFSampler(max_new_tokens=40, progress=False), verifier=ArithmeticVerifier(progress=False), **kwargs,
+    )  # fmt: skip
+
+
+def _data(num_train=24):
+    source = ArithmeticTask(num_train=num_train, num_val=0, seed=5)
+    return RolloutDataModule(source=source, prompts_per_epoch=12, batch_size=16, prompt_template="{problem}=")
 
 
 def _trainer(tmp_path, epochs, **kwargs):
+    kwargs.setdefault("logger", False)
     return Trainer(
-        max_epochs=epochs, reload_dataloaders_every_n_epochs=1, logger=False, enable_progress_bar=False,
+        max_epochs=epochs, reload_dataloaders_every_n_epochs=1, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=tmp_path, **kwargs,
     )  # fmt: skip
 
 
 def test_gvm_allocates_by_the_closed_form_and_counts_pilots(tmp_path):
     torch.manual_seed(0)
-    data = _data(GVMAllocator(pilot_samples=4))
-    _trainer(tmp_path, 1, enable_checkpointing=False).fit(RAFT(policy=PretrainedPolicy(SFT), lr=1e-5), datamodule=data)
-    stats, allocation = data.last_stats, data.last_allocation
-    p = stats.acceptance_rate
+    learner = _learner(GVMAllocator(pilot_samples=4))
+    _trainer(tmp_path, 1, enable_checkpointing=False).fit(learner, datamodule=_data())
+    result = learner.last_rollouts
+    p, g = result.allocation.acceptance_rate, result.allocation.grad_norm
     assert set(np.round(p * 4).astype(int)) <= set(range(5)) and 0 < p.mean() < 1  # fractions of N' = 4
-    assert (stats.grad_norm[p > 0] > 0).all() and (stats.grad_norm[p == 0] == 0).all()
-    assert allocation.tolist() == gvm_allocation(p, stats.grad_norm, 48).tolist()
-    assert (allocation[p == 0] == 0).all()
-    # honest budget: 12 × 4 pilot samples on top of N = 48, all counted
-    assert data.counters["pilot_samples"] == 48 and data.counters["train_samples"] == 48
-    assert data.epoch_metrics["budget/samples_generated"] == 96
-    assert data.epoch_metrics["budget/epoch_pilot_samples"] == 48
+    assert (g[p > 0] > 0).all() and (g[p == 0] == 0).all()
+    assert result.allocation.samples.tolist() == gvm_allocation(p, g, 48).tolist()
+    assert (result.allocation.samples[p == 0] == 0).all()
+    # G_i is the mean gradient norm of the accepted pilots, recorded in the store
+    for prompt, p_i in zip(result.prompts, p):
+        norms = learner.store.history(prompt.uid).grad_norms
+        assert len(norms) == (1 if p_i > 0 else 0) and all(o.count == round(p_i * 4) for o in norms)
+    # honest budget: 12 × 4 pilot samples on top of N = 48, all counted; discarded pilots are not trained on
+    assert learner.budget.samples("pilot") == 48 and learner.budget.samples("train") == 48
+    assert result.metrics["budget/samples_generated"] == 96 and result.metrics["budget/epoch_pilot_samples"] == 48
+    assert sum(len(group) for group in result.groups) == 48
 
 
 def test_gvmpp_keeps_pilots_within_budget_and_reuses_statistics(tmp_path):
     torch.manual_seed(0)
-    data = _data(GVMPlusPlusAllocator(pilot_samples=2, min_samples=1, max_samples=8), num_train=12)
+    learner = _learner(GVMPlusPlusAllocator(pilot_samples=2, min_samples=2, max_samples=6, split="uniform"))
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    module = RAFT(policy=PretrainedPolicy(SFT), lr=1e-5)
-    _trainer(tmp_path, 2, callbacks=[checkpoints]).fit(module, datamodule=data)
+    _trainer(tmp_path, 2, callbacks=[checkpoints]).fit(learner, datamodule=_data(num_train=12))
     # epoch 0: every prompt is new → 12 × 2 pilots, kept and paid from N = 48; epoch 1: same prompts, no pilot
-    assert data.counters["pilot_samples"] == 24
-    assert data.counters["train_samples"] == 48 - 24 + 48
-    assert data.samples_generated == 96  # exactly the budget: nothing generated on top
-    entry = data.store.get(data.epoch_prompts(1)[0].uid)
-    assert entry.samples >= 2 and len(entry.history) >= 2
-    # the checkpoint carries the per-prompt statistics: resume into a fresh data module
-    restored = _data(GVMPlusPlusAllocator(pilot_samples=2), num_train=12)
-    _trainer(tmp_path, 2, callbacks=[]).fit(
-        RAFT(policy=PretrainedPolicy(SFT), lr=1e-5), datamodule=restored, ckpt_path=checkpoints.last_model_path
-    )
-    assert restored.store.state_dict() == data.store.state_dict()
-    assert restored.counters == data.counters
-    assert restored.store.state_dict()  # not trivially empty
+    assert learner.budget.samples("pilot") == 24
+    assert learner.budget.training_samples <= 96  # never more than the budget: the skipped prompts' shares are saved
+    result = learner.last_rollouts
+    sizes = [len(group) for group in result.groups]
+    skipped = result.metrics["allocation/skipped_prompts"]
+    assert sum(sizes) == result.metrics["budget/epoch_samples"] == 48 - round(skipped * 12) * 4
+    assert max(sizes) <= 6 and all(s == 0 or s >= 2 for s in sizes)  # bounds on what a prompt gets in total
+    assert result.metrics["allocation/samples_max"] == max(sizes) <= 6
+    history = learner.store.history(result.prompts[0].uid)
+    assert history.samples >= 2 and {v.epoch for v in history.visits} >= {0}
+    # the checkpoint carries the per-prompt statistics: resume into a fresh learner
+    restored = _learner(GVMPlusPlusAllocator(pilot_samples=2))
+    _trainer(tmp_path, 2).fit(restored, datamodule=_data(num_train=12), ckpt_path=checkpoints.last_model_path)
+    assert restored.store.state_dict() == learner.store.state_dict() and restored.store.state_dict()
+    assert restored.budget.state_dict() == learner.budget.state_dict()
+    assert restored.allocator.state_dict() == learner.allocator.state_dict()
+
+
+def test_dynamic_sampling_refills_until_enough_groups_carry_a_gradient(tmp_path):
+    from gvmlit.algorithms import GRPO
+
+    torch.manual_seed(0)
+    learner = GRPO(
+        policy=PretrainedPolicy(SFT), lr=1e-5, samples_per_prompt=4, dynamic_sampling=True, refill_rounds=2,
+        sampler=HFSampler(max_new_tokens=40, progress=False), verifier=ArithmeticVerifier(progress=False),
+    )  # fmt: skip
+    _trainer(tmp_path, 1, enable_checkpointing=False).fit(learner, datamodule=_data(num_train=60))
+    result = learner.last_rollouts
+    rounds = 1 + int(result.metrics["allocation/refill_prompts"]) // 12
+    assert rounds >= 2  # π0 solves the easy sums every time and never the hardest: zero-variance groups, refilled
+    assert len(result.prompts) == 12 * rounds and learner.budget.samples("train") == 48 * rounds  # every round counted
+    informative = [g for g in result.groups if len(g) >= 2 and min(c.reward for c in g) != max(c.reward for c in g)]
+    assert result.metrics["rollout/informative_groups"] == len(informative)
+    assert len(informative) >= 12 or rounds == 3  # enough groups, or the last allowed round
+    kept_groups = {r.group for r in result.rollouts}
+    assert all(len(result.groups[i]) >= 2 and len({c.reward for c in result.groups[i]}) == 2 for i in kept_groups)  # filtered
+
+
+def test_gradient_spread_measures_how_much_minibatch_gradients_disagree(tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from helpers import read_scalars
+
+    spreads = {}
+    for name, batch in (("one_batch", 48), ("minibatches", 4)):
+        torch.manual_seed(0)
+        learner = _learner(None, lr=0.0, keep_rejected=True)  # lr 0: every step sees the same weights
+        data = _data()
+        data.batch_size, data.update_epochs = batch, 3
+        trainer = _trainer(tmp_path, 1, enable_checkpointing=False, logger=TensorBoardLogger(tmp_path, name=name))
+        trainer.fit(learner, datamodule=data)
+        spreads[name] = read_scalars(tmp_path / name)["train/grad_noise_to_signal"][0][1]
+    assert spreads["one_batch"] < 1e-6  # the same batch three times: the same gradient three times
+    assert spreads["minibatches"] > 0.05

@@ -92,3 +92,31 @@ def test_all_equal_group_gets_zero_advantage():
 def test_raft_advantages():
     assert raft_advantages(torch.tensor([1.0, 0.0, 0.5, 1.0])).tolist() == [1.0, 0.0, 0.0, 1.0]
     assert raft_advantages(torch.tensor([0.5]), threshold=0.5).tolist() == [1.0]
+
+
+def test_dual_clip_caps_the_loss_of_negative_advantages_only():
+    # ratio e^2 ≈ 7.39 far above 1 + ε: with A = −1 the PPO loss is s·1 = 7.39; the dual clip caps it at 3
+    logp, old = torch.full((2, 1), 2.0), torch.zeros(2, 1)
+    adv = torch.tensor([-1.0, 1.0])
+    plain, _ = clipped_surrogate(logp, old, adv, 0.2, 0.2)
+    dual, _ = clipped_surrogate(logp, old, adv, 0.2, 0.2, dual_clip=3.0)
+    assert plain[0, 0].item() == pytest.approx(math.exp(2.0)) and dual[0, 0].item() == pytest.approx(3.0)
+    assert dual[1, 0].item() == plain[1, 0].item() == pytest.approx(-1.2)  # positive advantages: untouched
+    small, _ = clipped_surrogate(torch.zeros(1, 1), old[:1], adv[:1], 0.2, 0.2, dual_clip=3.0)
+    assert small[0, 0].item() == pytest.approx(1.0)  # ratio 1: below the cap, unchanged
+
+
+def test_k3_kl_is_capped_per_token_as_the_reference_code_does():
+    ref, logp = torch.tensor([[15.0, 0.5, -30.0]]), torch.zeros(1, 3)
+    kl = kl_k3(logp, ref)
+    assert kl[0, 0].item() == 10.0  # e^15 − 16 would be 3.3 M
+    assert kl[0, 1].item() == pytest.approx(math.exp(0.5) - 1.5)
+    assert kl[0, 2].item() == 10.0  # r clamped to −20: e^−20 + 19 = 19 → capped at 10
+    assert torch.isfinite(kl_k3(torch.zeros(1, 1), torch.tensor([[500.0]]))).all()  # no overflow
+
+
+def test_singleton_groups_can_take_their_raw_reward_as_the_reference_code():
+    rewards, groups = torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.tensor([0, 0, 1, 2])
+    adv, keep = group_advantages(rewards, groups, singleton="reward")
+    assert keep.all() and adv[2].item() == 1.0 and adv[3].item() == 0.0
+    assert adv[0].item() == pytest.approx(0.5 / (math.sqrt(0.5) + 1e-6))  # (r − mean) / (unbiased std + ε)

@@ -29,20 +29,20 @@ class RecordAllocations(Callback):
         self.allocations = {}
 
     def on_train_epoch_start(self, trainer, pl_module):
-        self.allocations[trainer.current_epoch] = trainer.datamodule.last_allocation.tolist()
+        self.allocations[trainer.current_epoch] = pl_module.last_rollouts.allocation.samples.tolist()
 
 
 def _fit(tmp_path, name, epochs, ckpt_path=None, callbacks=()):
     seed_everything(7)
     data = RolloutDataModule(
         source=ArithmeticTask(num_train=40, num_val=16, seed=2),
-        sampler=HFSampler(max_new_tokens=40, progress=False),
-        verifier=ArithmeticVerifier(progress=False),
-        allocator=GVMAllocator(pilot_samples=4),
-        prompts_per_epoch=10, samples_per_prompt=4, batch_size=8, update_epochs=2, prompt_template="{problem}=",
-        val_samples=2,
+        prompts_per_epoch=10, batch_size=8, update_epochs=2, prompt_template="{problem}=",
     )  # fmt: skip
-    module = RAFT(policy=PretrainedPolicy(SFT), variant="raft++", lr=1e-4, kl_coef=0.01)
+    module = RAFT(
+        policy=PretrainedPolicy(SFT), variant="raft++", lr=1e-4, kl_coef=0.01, allocator=GVMAllocator(pilot_samples=4),
+        sampler=HFSampler(max_new_tokens=40, progress=False), verifier=ArithmeticVerifier(progress=False),
+        samples_per_prompt=4, val_samples=2,
+    )  # fmt: skip
     recorder = RecordAllocations()
     trainer = Trainer(
         max_epochs=epochs, reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0, enable_progress_bar=False,
@@ -50,21 +50,21 @@ def _fit(tmp_path, name, epochs, ckpt_path=None, callbacks=()):
         callbacks=[recorder, *callbacks], log_every_n_steps=1,
     )  # fmt: skip
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
-    return recorder.allocations, data
+    return recorder.allocations, module
 
 
 def test_resume_reproduces_the_straight_run(tmp_path):
-    straight, data_straight = _fit(tmp_path, "straight", 4)
+    straight, learner_straight = _fit(tmp_path, "straight", 4)
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     first, _ = _fit(tmp_path, "first", 2, callbacks=[checkpoint])
-    resumed, data_resumed = _fit(tmp_path, "resumed", 4, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    resumed, learner_resumed = _fit(tmp_path, "resumed", 4, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
     assert sorted(resumed) == [2, 3]
     for epoch in range(4):
         part = first if epoch < 2 else resumed
         assert part[epoch] == straight[epoch], epoch  # identical GVM allocations n_i every epoch
     assert len(set(map(tuple, straight.values()))) > 1 and max(max(a) for a in straight.values()) > 4
-    assert data_resumed.counters == data_straight.counters
-    assert data_resumed.store.state_dict() == data_straight.store.state_dict()
+    assert learner_resumed.budget.state_dict() == learner_straight.budget.state_dict()
+    assert learner_resumed.store.state_dict() == learner_straight.store.state_dict()
     a, b = read_scalars(tmp_path / "straight"), read_scalars(tmp_path / "resumed")
     for tag in ("train/loss", "rollout/acceptance_rate", "budget/samples_generated", "val/accuracy", "val/mean@2", "train/kl"):
         late = [(s, v) for s, v in a[tag] if s >= min(step for step, _ in b[tag])]
@@ -75,60 +75,78 @@ def test_resume_reproduces_the_straight_run(tmp_path):
 def test_sigkill_mid_epoch_then_resume_from_last(tmp_path):
     args = [
         sys.executable, "-u", "-m", "gvmlit", "fit", "--config", "recipes/cpu/raft_uniform.yaml",
-        "--trainer.max_epochs=6", "--data.init_args.prompts_per_epoch=16", "--data.init_args.samples_per_prompt=4",
-        "--data.init_args.val_size=64", "--data.init_args.val_samples=2", f"--trainer.logger.init_args.save_dir={tmp_path}",
-        "--trainer.enable_progress_bar=false", "--data.init_args.sampler.init_args.progress=false",
-        "--data.init_args.verifier.init_args.progress=false",
+        "--trainer.max_epochs=6", "--data.init_args.prompts_per_epoch=16", "--model.init_args.samples_per_prompt=4",
+        "--data.init_args.val_size=64", "--model.init_args.val_samples=2", f"--trainer.logger.init_args.save_dir={tmp_path}",
+        "--trainer.enable_progress_bar=false", "--model.init_args.sampler.init_args.progress=false",
+        "--model.init_args.verifier.init_args.progress=false",
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     log_path = tmp_path / "first.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    last = tmp_path / "raft_uniform" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:  # kill once epoch 1 trains, after a checkpoint
+    run = tmp_path / "raft_uniform" / "version_0"
+    last = run / "checkpoints" / "last.ckpt"
+    while proc.poll() is None:  # no deadline: kill once epoch 1 samples, after the first checkpoint, however slow
         if last.exists() and "epoch 1:" in log_path.read_text():
             break
         time.sleep(0.05)
-    assert proc.poll() is None, log_path.read_text()[-2000:]
+    assert proc.poll() is None, log_path.read_text()[-2000:]  # still running: killed mid-run
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     saved = torch.load(last, weights_only=True, map_location="cpu")
     assert saved["epoch"] >= 0 and saved["global_step"] > 0
-    before = read_scalars(tmp_path / "raft_uniform" / "version_0")
-    resume = subprocess.run([*args, "--ckpt_path", "last"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    killed_events = {p: p.read_bytes() for p in run.glob("events.out.tfevents.*")}
+    resume = subprocess.run([*args, "--ckpt_path", "last"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert resume.returncode == 0, resume.stderr[-3000:]
-    assert "Restoring states from the checkpoint path at" in resume.stderr + resume.stdout
-    # the killed run's logs are intact; the resumed run logs the remaining epochs into a new version
-    assert read_scalars(tmp_path / "raft_uniform" / "version_0") == before
-    after = read_scalars(tmp_path / "raft_uniform" / "version_1")
-    assert after["epoch"][-1][1] == 5.0 and after["epoch"][0][1] == saved["epoch"] + 1
+    assert f"Restored all states from the checkpoint at {last}" in resume.stderr + resume.stdout
+    # the resumed run continues the killed run's directory; the killed run's event file is untouched
+    assert sorted(p.name for p in run.parent.iterdir()) == ["last.ckpt", "version_0"]
+    assert all(p.read_bytes() == data for p, data in killed_events.items())
+    epochs = [v for _, v in read_scalars(run)["epoch"]]
+    assert epochs[-1] == 5.0 and saved["epoch"] + 1 in epochs
     assert torch.load(last, weights_only=True, map_location="cpu")["epoch"] == 5
+    assert (run.parent / "last.ckpt").resolve() == last.resolve()
 
 
 def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
-    from fsspec.implementations.local import LocalFileOpener
+    from gvmlit.checkpoints import AtomicCheckpointIO
 
-    module = RAFT(policy=PretrainedPolicy(SFT))
-    trainer = Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
-    trainer.strategy.connect(module)
-    module.configure_model()
-    trainer.save_checkpoint(tmp_path / "last.ckpt")
-    good = (tmp_path / "last.ckpt").read_bytes()
+    io = AtomicCheckpointIO()
+    target = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "epoch": 1}, target)
+    good = target.read_bytes()
+    original = torch.save
 
-    original = LocalFileOpener.write
-
-    def crash_half_way(self, data):
-        original(self, data[: len(data) // 2])
+    def crash_half_way(obj, handle, *args, **kwargs):
+        handle.write(b"PK\x03\x04 half a checkpoint")
         raise KeyboardInterrupt("killed while writing")
 
-    monkeypatch.setattr(LocalFileOpener, "write", crash_half_way)
-    with torch.no_grad():
-        module.model.lm_head.weight.add_(1.0)
+    monkeypatch.setattr(torch, "save", crash_half_way)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "elsewhere"))
     with pytest.raises(KeyboardInterrupt):
-        trainer.save_checkpoint(tmp_path / "last.ckpt")
-    assert (tmp_path / "last.ckpt").read_bytes() == good
-    assert "state_dict" in torch.load(tmp_path / "last.ckpt", weights_only=True)
+        io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "epoch": 2}, target)
+    monkeypatch.setattr(torch, "save", original)
+    assert target.read_bytes() == good and io.load_checkpoint(target)["epoch"] == 1
+    assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]  # the partial file went with the error
+    assert not (tmp_path / "elsewhere").exists()  # nothing is written outside the checkpoint's directory
+    # a writer killed outright (no chance to clean up) leaves its partial file next to the target: the next save removes it
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (target.parent / f".last.ckpt.{int(dead.stdout)}.tmp").write_bytes(b"partial")
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "epoch": 3}, target)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"] and io.load_checkpoint(target)["epoch"] == 3
+
+
+def test_a_damaged_checkpoint_is_one_line(tmp_path):
+    from test_cli import _cli_error
+
+    from gvmlit.checkpoints import AtomicCheckpointIO
+
+    target = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.zeros(1000)}}, target)
+    target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])  # truncated, as a full disk leaves it
+    line = _cli_error("fit", "--config", "recipes/cpu/raft_uniform.yaml", "--ckpt_path", str(target))
+    assert f"checkpoint {target} is damaged or not a checkpoint" in line
+    assert f"checkpoint {target} is damaged" in _cli_error("export", str(target), str(tmp_path / "out"))
 
 
 @pytest.mark.parametrize("mode", ["stop", "skip"])
@@ -169,7 +187,7 @@ def test_sampler_out_of_memory_says_what_to_lower(tiny_policy, monkeypatch):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(sampler, "_generate_batch", out_of_memory)
-    with pytest.raises(GvmlitError, match=r"ran out of memory generating 3 sequences .* lower data.sampler.init_args.batch_size \(now 4\)"):
+    with pytest.raises(GvmlitError, match=r"ran out of memory generating 3 sequences .* lower model.sampler.init_args.batch_size \(now 4\)"):
         sampler.generate(model, tokenizer, [[5, 6]], [3])
 
 
@@ -178,21 +196,22 @@ def test_missing_checkpoint_is_one_line(tmp_path):
 
     line = _cli_error("fit", "--config", "recipes/cpu/raft_uniform.yaml", f"--trainer.logger.init_args.save_dir={tmp_path}",
                       "--ckpt_path", "last")  # fmt: skip
-    assert f"--ckpt_path last: no last.ckpt in {tmp_path}/raft_uniform/checkpoints; nothing to resume" in line
+    assert f"--ckpt_path last: no run under {tmp_path}/raft_uniform saved a checkpoint" in line
     assert "checkpoint file not found" in _cli_error("fit", "--config", "recipes/cpu/raft_uniform.yaml", "--ckpt_path", str(tmp_path / "x.ckpt"))
 
 
 def test_overlong_prompts_can_be_skipped_and_are_counted(tmp_path):
     data = RolloutDataModule(
         source=ArithmeticTask(num_train=30, num_val=0, levels=[(2, 1), (5, 2)], seed=1),
-        sampler=HFSampler(max_new_tokens=115, progress=False), verifier=ArithmeticVerifier(progress=False),
-        prompts_per_epoch=4, samples_per_prompt=1, prompt_template="{problem}=", overlong_prompts="skip",
+        prompts_per_epoch=4, prompt_template="{problem}=", overlong_prompts="skip",
     )  # fmt: skip
     trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                       enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)  # fmt: skip
-    trainer.fit(RAFT(policy=PretrainedPolicy(SFT)), datamodule=data)
+    learner = RAFT(policy=PretrainedPolicy(SFT), sampler=HFSampler(max_new_tokens=115, progress=False),
+                   verifier=ArithmeticVerifier(progress=False), samples_per_prompt=1)  # fmt: skip
+    trainer.fit(learner, datamodule=data)
     # 5-term prompts are 15 characters: 15 + 115 > 128, so the 15 of them are skipped, the 2-term ones kept
-    assert data.skipped_prompts == 15 and len(data.train_records()) == 15
+    assert data.skipped_prompts == 15 and len(data.train_prompts()) == 15
 
 
 def test_export_of_a_single_file_checkpoint_equals_the_trained_policy(tmp_path):
@@ -200,8 +219,8 @@ def test_export_of_a_single_file_checkpoint_equals_the_trained_policy(tmp_path):
 
     from gvmlit.cli import main
 
-    _, data = _fit(tmp_path, "export", 1, callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)])
-    trained = data.trainer.lightning_module.model.state_dict()
+    _, learner = _fit(tmp_path, "export", 1, callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)])
+    trained = learner.model.state_dict()
     main(["export", str(tmp_path / "ckpt" / "last.ckpt"), str(tmp_path / "hf")])
     exported = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").state_dict()
     assert exported.keys() == trained.keys()
@@ -218,3 +237,24 @@ def test_export_errors_are_one_line(tmp_path):
     assert f"checkpoint {tmp_path / 'missing.ckpt'} not found" in _cli_error("export", str(tmp_path / "missing.ckpt"), str(tmp_path / "out"))
     (tmp_path / "empty").mkdir()
     assert "is not a gvmlit checkpoint" in _cli_error("export", str(tmp_path / "empty"), str(tmp_path / "out"))
+
+
+def test_export_refuses_a_checkpoint_that_carries_code(tmp_path):
+    from test_cli import _cli_error
+
+    marker = tmp_path / "ran"
+    torch.save({"state_dict": {}, "gvmlit": {"export": {"hook": os.system}}, "note": f"touch {marker}"}, tmp_path / "evil.ckpt")
+    line = _cli_error("export", str(tmp_path / "evil.ckpt"), str(tmp_path / "out"))
+    assert "refusing to run code from a checkpoint" in line and str(tmp_path / "evil.ckpt") in line
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_export_writes_readable_files_and_says_so_once(tmp_path):
+    _, learner = _fit(tmp_path, "export", 1, callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)])
+    os.umask(0o022)
+    proc = subprocess.run([sys.executable, "-m", "gvmlit", "export", str(tmp_path / "ckpt" / "last.ckpt"), str(tmp_path / "hf")],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (proc.stdout + proc.stderr).count("exported") == 1
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "hf").iterdir()}
+    assert modes and set(modes.values()) == {0o644}, modes

@@ -2,7 +2,7 @@
 
 Components are chosen in YAML by ``class_path`` / ``init_args`` (their constructor arguments are the
 keys, documented in ``--help``); any key can be overridden on the command line
-(``--model.init_args.lr=1e-4``, ``--data.init_args.allocator=gvmlit.allocation.GVMAllocator``).
+(``--model.init_args.lr=1e-4``, ``--model.init_args.allocator=gvmlit.allocation.GVMAllocator``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 from jsonargparse import ActionConfigFile
@@ -20,48 +21,91 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from gvmlit.algorithms.base import RolloutAlgorithm
+from gvmlit.algorithms.base import PolicyModule
+from gvmlit.checkpoints import check_checkpoint_file, run_to_resume, version_of
 from gvmlit.data.rollout import RolloutDataModule
 from gvmlit.errors import GvmlitError
 from gvmlit.progress import launcher_rank
 
 SUBCOMMANDS = ("fit", "validate", "test")
+log = logging.getLogger("gvmlit")
+
+#: run directories this process created (a failed run that logged nothing leaves none behind)
+NEW_RUN_DIRS: list[Path] = []
+
+#: keys that sat under ``data`` before the learner owned the rollout parts
+MOVED_TO_MODEL = ("sampler", "verifier", "allocator", "eval_sampler", "samples_per_prompt", "acceptance_threshold", "val_samples", "eval_ks")
+
+
+#: lines of jsonargparse's union reports that only describe the report's structure
+_STRUCTURE = re.compile(
+    r"^(Parser key .*|Problem with given class_path .*|Does not validate against any of the Union subtypes|Subtypes: .*|Errors:"
+    r"|Given value type: .*|Given value: .*|Expected a <class 'NoneType'>|Expected a path but .* either not accessible or invalid)$"
+)
 
 
 def summarize_config_error(message: str) -> str:
-    """Turn jsonargparse's nested union report into one line naming the key and the problem."""
-    keys = re.findall(r'Parser key "([^"]+)"', message)
-    path = ".".join(keys)
-    given = re.findall(r"Given value: NestedArg\(key='([^']+)', val='([^']*)'\)", message)
+    """Turn jsonargparse's nested union report into one line naming the key, the problem and the value."""
+    path = ".".join(re.findall(r'Parser key "([^"]+)"', message))
     classes = re.findall(r"Problem with given class_path '([^']+)'", message)
+    lines = [line.strip().lstrip("-").strip() for line in message.splitlines()]
+    reasons = [line for line in lines if line and not _STRUCTURE.match(line)]
+    reason = reasons[-1] if reasons else (lines[0] if lines else message)
     if m := re.search(r"Option '([^']+)' is not accepted", message):
+        if path == "data" and m.group(1) in MOVED_TO_MODEL:
+            return f"'data.{m.group(1)}' has moved: the learner owns it now — write it under model.init_args.{m.group(1)} (see README)"
         owner = classes[-1] if classes else path
         allowed = _init_arguments(owner)
         hint = f"; accepted: {', '.join(allowed)}" if allowed else ""
         return f"unknown key {m.group(1)!r} under '{path}' ({owner}){hint}"
-    if m := re.search(r"module '([^']+)' has no attribute '([^']+)'", message):
+    if m := re.search(r"module '([^']+)' has no attribute '([^']+)'", reason):
         return f"unknown class_path '{m.group(1)}.{m.group(2)}' for '{path}': {m.group(1)} has no {m.group(2)!r}"
-    if m := re.search(r"No module named '([^']+)'", message):
+    if m := re.search(r"No module named '([^']+)'", reason):
         return f"unknown class_path for '{path}': no module named {m.group(1)!r}"
     if m := re.search(r"Import path does not correspond to a subclass of (\w+)", message):
-        value = given[-1][1] if given else "the given class"
-        return f"'{path}' must be a {m.group(1)}, but {value} is not one"
+        given = re.findall(r"Given value: (?:NestedArg\(key='[^']*', val=')?([^'\n)]+)", message)
+        return f"'{path}' must be a {m.group(1)}, but {given[-1] if given else 'the given class'} is not one"
     if m := re.search(r"File does not exist: '([^']+)'", message):
         return f"file {m.group(1)!r} does not exist (from '{path or 'config'}')"
-    if m := re.search(r"Expected a typing.Literal\[(.*?)\]\. Got value: (.*)", message):
+    if m := re.search(r"Expected a typing.Literal\[(.*?)\]\. Got value: (.*)", reason):
         return f"'{path}' must be one of {m.group(1)}; got {m.group(2).strip()!r}"
-    first = next((line.strip() for line in message.splitlines() if line.strip()), message)
-    return f"{path}: {first}" if path and not first.startswith(path) else first
+    if m := re.match(r"Expected a <class '(\w+)'>\. Got value: (.*)", reason):
+        return f"'{path}' must be {_a_type(m.group(1))}; got {m.group(2).strip()!r}"
+    if m := re.match(r"Not of type (\w+): (.*)", reason):
+        got = re.search(r"(?:with base \d+: (.*)|^(\S+) does not conform)", m.group(2))
+        value = f"; got {(got.group(1) or got.group(2)).strip()}" if got else f" ({m.group(2)})"
+        return f"'{path}' must be {_a_type(m.group(1))}{value}"
+    if classes and path:
+        return f"'{path}' ({classes[-1]}): {reason}"
+    return f"{path}: {reason}" if path and not reason.startswith(path) else reason
+
+
+def _a_type(name: str) -> str:
+    """'an integer > 0' for PositiveInt …: how a type reads in an error message."""
+    described = {
+        "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+        "PositiveInt": "an integer > 0", "NonNegativeInt": "an integer ≥ 0", "PositiveFloat": "a number > 0",
+        "NonNegativeFloat": "a number ≥ 0", "ClosedUnitInterval": "a number in [0, 1]", "OpenUnitInterval": "a number in (0, 1)",
+    }  # fmt: skip
+    return described.get(name, f"a {name}")
 
 
 def _init_arguments(class_path: str) -> list[str]:
+    """The constructor arguments of a class, its parents' included where it passes **kwargs on."""
     module, _, name = class_path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
         return []
-    params = inspect.signature(cls.__init__).parameters
-    return [p for p in params if p != "self" and params[p].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if klass is object or "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters
+        names += [p for p, v in params.items() if p != "self" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD) and p not in names]
+        if not any(v.kind == v.VAR_KEYWORD for v in params.values()):
+            break
+    return names
 
 
 class GVMLitArgumentParser(LightningArgumentParser):
@@ -82,10 +126,11 @@ class GVMLitCLI(LightningCLI):
         parser_kwargs["description"] = (
             "Train and evaluate reasoners with RAFT, RAFT++ or GRPO and per-prompt budget allocation. "
             "Subcommands: fit | validate | test --config RECIPE (see `gvmlit fit --help` for every key); "
-            "export CHECKPOINT OUTPUT_DIR writes a checkpoint's policy as a Hugging Face model directory."
+            "export CHECKPOINT OUTPUT_DIR writes a checkpoint's policy as a Hugging Face model directory; "
+            "ablate --config RECIPE --arm NAME=ALLOCATOR … runs an allocator ablation (gvmlit ablate --help)."
         )
         super().__init__(
-            model_class=RolloutAlgorithm,
+            model_class=PolicyModule,
             datamodule_class=RolloutDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
@@ -109,30 +154,66 @@ class GVMLitCLI(LightningCLI):
         return parser
 
     def _instantiate_trainer(self, config: dict, callbacks: list):
-        """Unless checkpointing is off or configured, keep ``last.ckpt`` every epoch in an unversioned
-        ``<save_dir>/<name>/checkpoints`` so that ``--ckpt_path last`` finds it in a later run."""
+        """Each run checkpoints into its own ``<save_dir>/<name>/version_N/checkpoints`` (``last.ckpt``
+        every epoch, nothing else), and ``--ckpt_path last`` resumes the last run that saved one, logging
+        into that run's directory again (gvmlit.checkpoints)."""
+        logger = config.get("logger")
+        if isinstance(logger, TensorBoardLogger) and self.subcommand:
+            self._resume_into_its_run(logger)
+            if not Path(logger.log_dir).exists():
+                NEW_RUN_DIRS.append(Path(logger.log_dir))  # removed again if the run fails before logging anything
         configured = list(callbacks) + list(config.get("callbacks") or [])
         if config.get("enable_checkpointing", True) is not False and not any(isinstance(c, ModelCheckpoint) for c in configured):
-            logger = config.get("logger")
-            dirpath = Path(logger.root_dir) / "checkpoints" if isinstance(logger, TensorBoardLogger) else None
-            callbacks = [*callbacks, ModelCheckpoint(dirpath=dirpath, save_last=True, save_top_k=1)]
+            dirpath = Path(logger.log_dir) / "checkpoints" if isinstance(logger, TensorBoardLogger) else None
+            # one file, last.ckpt, rewritten (atomically) every epoch: the run's latest state and nothing else
+            callbacks = [*callbacks, ModelCheckpoint(dirpath=dirpath, filename="last", save_top_k=1, enable_version_counter=False)]
         return super()._instantiate_trainer(config, callbacks)
+
+    def _resume_into_its_run(self, logger: TensorBoardLogger) -> None:
+        ckpt = self.config[self.subcommand].get("ckpt_path")
+        root = Path(logger.root_dir)
+        if ckpt == "last":
+            found = run_to_resume(root)
+            if found is None:
+                raise GvmlitError(f"--ckpt_path last: no run under {root} saved a checkpoint (version_*/checkpoints/last.ckpt); nothing to resume")
+            ckpt = str(found)
+            self.config[self.subcommand]["ckpt_path"] = self.config_init[self.subcommand]["ckpt_path"] = ckpt
+        if ckpt is not None and (version := version_of(Path(ckpt), root)) is not None:
+            logger._version = version  # continue that run's TensorBoard directory, not a new version
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning reads hyperparameters from the checkpoint here; gvmlit saves none (the recipe is the
+        run's configuration), so it only checks that a checkpoint file is whole — a truncated one fails
+        now, in one line, without reading it all."""
+        ckpt = self.config[self.config.subcommand].get("ckpt_path") if self.config.get("subcommand") else None
+        if ckpt and Path(ckpt).is_file():
+            check_checkpoint_file(Path(ckpt))
 
     def _check_ckpt_path(self, subcommand: str) -> None:
         """A checkpoint to resume from must exist: resuming must never silently start from scratch."""
         ckpt = self.config[subcommand].get("ckpt_path")
-        if ckpt is None:
-            return
-        if ckpt == "last":
+        if ckpt == "last":  # no TensorBoard logger to find runs by
             dirs = [Path(c.dirpath) for c in self.trainer.callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
             if not any((d / "last.ckpt").exists() for d in dirs):
                 where = ", ".join(map(str, dirs)) or "no checkpoint directory (checkpointing is off)"
                 raise GvmlitError(f"--ckpt_path last: no last.ckpt in {where}; nothing to resume")
-        elif ckpt not in ("best", "hpc", "registry") and not Path(ckpt).exists():
+        elif ckpt is not None and ckpt not in ("best", "hpc", "registry") and not Path(ckpt).exists():
             raise GvmlitError(f"--ckpt_path {ckpt}: checkpoint file not found")
 
     def before_fit(self) -> None:
         self._check_ckpt_path("fit")
+
+    def after_fit(self) -> None:
+        """Say where the run's checkpoint and logs are."""
+        if not self.trainer.is_global_zero:
+            return
+        logger = self.trainer.logger
+        saved = [c.last_model_path or c.best_model_path for c in self.trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
+        if any(saved):
+            path = next(p for p in saved if p)
+            log.info("checkpoint: %s (resume with --ckpt_path last; export with gvmlit export %s OUTPUT_DIR)", path, path)
+        if logger is not None and logger.log_dir:
+            log.info("logs: %s (tensorboard --logdir %s)", logger.log_dir, Path(logger.log_dir).parent)
 
     def before_validate(self) -> None:
         self._check_ckpt_path("validate")
@@ -144,7 +225,42 @@ class GVMLitCLI(LightningCLI):
         return {name: spec for name, spec in super().subcommands().items() if name in SUBCOMMANDS}
 
 
+def _discard_empty_runs() -> None:
+    """Remove the run directories this process created if the run failed before saving a checkpoint
+    or logging a single scalar (a failed run otherwise leaves an empty ``version_N`` behind)."""
+    import shutil
+
+    from gvmlit.ablation import read_scalars
+
+    for directory in NEW_RUN_DIRS:
+        if directory.is_dir() and not any(directory.rglob("*.ckpt")) and not read_scalars(directory):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def check_config_files(argv: list[str]) -> None:
+    """Every ``--config`` file exists and is valid YAML; a problem names the file and the line."""
+    import yaml
+
+    files = [b for a, b in zip(argv, argv[1:]) if a in ("-c", "--config")] + [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    for name in files:
+        path = Path(name)
+        if not path.is_file():
+            raise GvmlitError(f"config file {name!r} not found (relative to the working directory {Path.cwd()})")
+        try:
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as err:
+            raise GvmlitError(f"{name}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
+            raise GvmlitError(f"{where}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
+
+
 def _configure_logging() -> None:
+    # Lightning's advertising and a deprecation inside Lightning itself are not the user's business
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "💡 Tip" not in record.getMessage())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")  # a resumed run's own
     logger = logging.getLogger("gvmlit")
     if not logger.handlers:
         handler = logging.StreamHandler()
@@ -167,9 +283,15 @@ def main(args=None) -> None:
             from gvmlit.export import main as export_main
 
             export_main(argv[1:])
+        elif argv[:1] == ["ablate"]:
+            from gvmlit.ablation import main as ablate_main
+
+            ablate_main(argv[1:])
         else:
+            check_config_files(argv)
             GVMLitCLI(args=args)
     except Exception as err:  # noqa: BLE001 — a user-fixable problem gets one line, anything else its traceback
+        _discard_empty_runs()
         cause = _user_error(err)
         if cause is None:
             raise
@@ -185,6 +307,8 @@ def _user_error(err: BaseException | None) -> GvmlitError | None:
     while err is not None and id(err) not in seen:
         if isinstance(err, GvmlitError):
             return err
+        if isinstance(err, (PermissionError, NotADirectoryError, FileExistsError, IsADirectoryError)) and err.filename:
+            return GvmlitError(f"cannot write {err.filename}: {err.strerror} (check the output paths: trainer.logger.init_args.save_dir, trainer.default_root_dir, callbacks)")
         if trainer_error is None and _is_trainer_settings_error(err):
             trainer_error = err
         seen.add(id(err))
@@ -197,7 +321,10 @@ def _user_error(err: BaseException | None) -> GvmlitError | None:
     elif "invalid strategy name" in message and "." in message:
         message += " — give a strategy class as trainer.strategy.class_path (e.g. gvmlit.parallel.FSDP2Strategy)"
     elif "gpu" in message.lower() and not _cuda_available():
-        message += " — this machine has no CUDA GPU: use trainer.accelerator=cpu"
+        message += (
+            " — this machine has no CUDA GPU: use trainer.accelerator=cpu, or see a GPU recipe's whole loop run on this "
+            "CPU with a tiny model: add --config configs/trainer/cpu_tiny.yaml after the recipe"
+        )
     return GvmlitError(f"trainer: {message}")
 
 

@@ -1,44 +1,22 @@
-"""Rollout records and the padding collate that turns them into training batches."""
+"""The padding collate that turns rollouts into training batches."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-
-@dataclass
-class Rollout:
-    """One training sequence: prompt, response and what the loss needs about it.
-
-    Attributes:
-        prompt_ids, response_ids: token ids.
-        reward: verifier reward in [0, 1].
-        advantage: RAFT's 1[accepted], GRPO's group advantage, or 1 for SFT demonstrations.
-        group: index of the prompt within the epoch (GRPO group id, per-prompt aggregation).
-        sampler_logprobs: log-probs the sampler reported for ``response_ids``.
-        old_logprobs: log-probs recomputed by the trainer's policy before the first update (π_old).
-    """
-
-    prompt_ids: list[int]
-    response_ids: list[int]
-    reward: float
-    advantage: float
-    group: int
-    sampler_logprobs: list[float] | None = None
-    old_logprobs: list[float] | None = None
+from gvmlit.records import Rollout
 
 
-def collate_rollouts(items: list[Rollout], pad_id: int, temperature: float = 1.0) -> dict[str, torch.Tensor]:
+def collate_rollouts(items: list[Rollout], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad prompt+response into one batch.
 
     Returns tensors (L = longest prompt+response in the batch):
         input_ids, attention_mask: [B, L]
         response_mask, old_logprobs, sampler_logprobs: [B, L-1], aligned with the targets input_ids[:, 1:]
         advantages, rewards, group_ids: [B]
-        temperature: scalar, the sampling temperature log-probs are computed at.
+    An empty list gives an empty batch (B = 0), which the training step skips.
     """
-    width = max(len(r.prompt_ids) + len(r.response_ids) for r in items)
+    width = max((len(r.prompt_ids) + len(r.response_ids) for r in items), default=1)
     batch = len(items)
     input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((batch, width), dtype=torch.long)
@@ -64,5 +42,4 @@ def collate_rollouts(items: list[Rollout], pad_id: int, temperature: float = 1.0
         "advantages": torch.tensor([r.advantage for r in items], dtype=torch.float32),
         "rewards": torch.tensor([r.reward for r in items], dtype=torch.float32),
         "group_ids": torch.tensor([r.group for r in items], dtype=torch.long),
-        "temperature": torch.tensor(float(temperature)),
     }

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import tempfile
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from gvmlit.checkpoints import load_checkpoint_file
 from gvmlit.errors import GvmlitError
 from gvmlit.parallel import full_state_dict, is_sharded, world
 
@@ -59,13 +61,16 @@ def save_policy(model: PreTrainedModel, tokenizer, path: str | Path) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
         model.save_pretrained(path)
         tokenizer.save_pretrained(path)
+        _readable_by_all(Path(path))
 
 
 def _read_metadata(checkpoint: Path) -> dict:
+    """The checkpoint file (or a distributed checkpoint's metadata), loaded weights-only: a checkpoint
+    someone sent you cannot run code on this machine (gvmlit writes nothing a safe load refuses)."""
     file = checkpoint / METADATA if checkpoint.is_dir() else checkpoint
     if not file.is_file():
         raise GvmlitError(f"{checkpoint} is not a gvmlit checkpoint (no {file.name})")
-    return torch.load(file, map_location="cpu", weights_only=False)
+    return load_checkpoint_file(file)
 
 
 def load_policy_weights(checkpoint: Path, model: PreTrainedModel, loaded: dict | None = None) -> None:
@@ -83,7 +88,7 @@ def load_policy_weights(checkpoint: Path, model: PreTrainedModel, loaded: dict |
         weights = {k[len(PREFIX) :]: v for k, v in wanted["state_dict"].items()}
     else:
         if loaded is None:
-            loaded = torch.load(checkpoint, map_location="cpu", weights_only=False)
+            loaded = load_checkpoint_file(checkpoint)
         state = loaded["state_dict"]
         weights = {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}
         if weights:
@@ -109,9 +114,19 @@ def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> Path:
     model.save_pretrained(output_dir)
     for name, content in description["tokenizer_files"].items():
         (output_dir / name).write_bytes(content)
+    _readable_by_all(output_dir)
     AutoTokenizer.from_pretrained(output_dir)  # the directory must load as it will be used
-    log.info("exported the policy of %s to %s", checkpoint, output_dir)
     return output_dir
+
+
+def _readable_by_all(directory: Path) -> None:
+    """Give exported files the usual permissions (0644 under the default umask); some writers create
+    them 0600, which other users and serving containers then cannot read."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in directory.iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
 
 
 def main(args: list[str]) -> None:
@@ -120,7 +135,7 @@ def main(args: list[str]) -> None:
         description="Write the policy of a gvmlit checkpoint (a file, or an FSDP2 checkpoint directory) as a "
         "Hugging Face model directory that AutoModelForCausalLM/AutoTokenizer.from_pretrained load.",
     )
-    parser.add_argument("checkpoint", help="e.g. runs/grpo_gvm/checkpoints/last.ckpt")
+    parser.add_argument("checkpoint", help="e.g. runs/grpo_gvm/last.ckpt (the newest run's) or runs/grpo_gvm/version_0/checkpoints/last.ckpt")
     parser.add_argument("output_dir", help="directory to write config.json, the weights and the tokenizer into")
     parsed = parser.parse_args(args)
     path = export_checkpoint(parsed.checkpoint, parsed.output_dir)

@@ -1,4 +1,4 @@
-"""Loss math as pure tensor functions (method.md §4). No Lightning in here.
+"""Loss math as pure tensor functions (docs/method.md §4, eqs. 8–11). No Lightning in here.
 
 Shapes: ``B`` sequences, ``T`` token positions (the response part of prompt+response, aligned so that
 position t scores token t+1 of the input), ``V`` vocabulary.
@@ -12,7 +12,7 @@ import torch
 
 Aggregation = Literal["token_mean", "seq_mean_token_mean", "prompt_mean"]
 AGGREGATIONS: tuple[str, ...] = ("token_mean", "seq_mean_token_mean", "prompt_mean")
-SingletonGroups = Literal["drop", "zero", "batch_mean"]
+SingletonGroups = Literal["drop", "zero", "batch_mean", "reward"]
 
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -40,10 +40,15 @@ def clipped_surrogate(
     advantages: torch.Tensor,
     clip_low: float,
     clip_high: float,
+    dual_clip: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO clipped surrogate per token (RAFT++ and GRPO):
+    """PPO clipped surrogate per token (RAFT++ and GRPO, docs/method.md eq. 9):
 
         loss_t = −min(s_t·A, clip(s_t, 1−ε_low, 1+ε_high)·A),   s_t = π_θ/π_old
+
+    With ``dual_clip`` c (> 1, verl's ``clip_ratio_c``), a token with A < 0 loses at most −c·A: a
+    stale ratio far above 1 cannot push its loss without bound (Ye et al., 2020; the reference code
+    runs c = 3).
 
     Args:
         logprobs, old_logprobs: [B, T]. advantages: [B] (one per sequence).
@@ -55,16 +60,21 @@ def clipped_surrogate(
     unclipped = -ratio * adv
     clipped = -torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high) * adv
     loss = torch.maximum(unclipped, clipped)
+    if dual_clip is not None:
+        loss = torch.where(adv < 0, torch.minimum(loss, -dual_clip * adv), loss)
     return loss, (clipped > unclipped)
 
 
-def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, clamp: float = 10.0) -> torch.Tensor:
-    """The k3 ("low_var_kl") estimator of KL(π_θ ‖ π_ref) per token: e^(r) − r − 1, r = log π_ref − log π_θ.
+def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, log_ratio_clamp: float = 20.0, value_clamp: float = 10.0) -> torch.Tensor:
+    """The k3 ("low_var_kl") estimator of KL(π_θ ‖ π_ref) per token (docs/method.md eq. 11):
+    e^r − r − 1 with r = log π_ref − log π_θ.
 
-    Non-negative, unbiased for the KL under samples from π_θ; r is clamped to ±``clamp`` as in verl.
+    Non-negative and unbiased under samples from π_θ. As in the reference code (verl), r is clamped to
+    ±``log_ratio_clamp`` before the exponential and the per-token value capped at ``value_clamp``, so
+    one token far off the reference cannot dominate the loss or overflow.
     """
-    log_ratio = torch.clamp(ref_logprobs - logprobs, -clamp, clamp)
-    return torch.exp(log_ratio) - log_ratio - 1.0
+    log_ratio = torch.clamp(ref_logprobs - logprobs, -log_ratio_clamp, log_ratio_clamp)
+    return torch.clamp(torch.exp(log_ratio) - log_ratio - 1.0, max=value_clamp)
 
 
 def aggregate(
@@ -124,7 +134,7 @@ def group_advantages(
     ``normalize_std=False`` (Dr. GRPO) A_j = r_j − mean_g. A group of size 1 has no baseline of its own:
     ``singleton`` decides — ``"drop"`` (default: the sample is not trained on), ``"zero"`` (kept with
     A = 0, it still counts in token-mean denominators and KL), ``"batch_mean"`` (A = r − mean reward
-    over the batch, no std scaling).
+    over the batch, no std scaling), ``"reward"`` (A = r, its raw reward: what the reference code does).
 
     Returns:
         (advantages [B], keep [B] bool)
@@ -147,6 +157,8 @@ def group_advantages(
         advantages = torch.where(alone, torch.zeros_like(advantages), advantages)
     elif singleton == "batch_mean":
         advantages = torch.where(alone, rewards - rewards.mean(), advantages)
+    elif singleton == "reward":
+        advantages = torch.where(alone, rewards, advantages)
     else:
-        raise ValueError(f"unknown singleton rule {singleton!r}; allowed: drop, zero, batch_mean")
+        raise ValueError(f"unknown singleton rule {singleton!r}; allowed: drop, zero, batch_mean, reward")
     return advantages, keep

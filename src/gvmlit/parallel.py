@@ -6,11 +6,13 @@ device; torchrun and SLURM are detected), :class:`FSDP2Strategy` — Lightning's
 device mesh, and the LightningModule applies torch's ``fully_shard`` per decoder layer in
 ``configure_model`` (:func:`shard_policy`).
 
-Distributed rollouts (:class:`gvmlit.data.RolloutDataModule`) use three helpers from here:
-:func:`all_gather_objects` (every rank gets every rank's generated samples, so allocators see the
-same statistics and compute the same n_i), :func:`balanced_partition` (the epoch's rollouts are split
-across ranks balanced by tokens, equal counts so every rank takes the same number of optimiser
-steps) and :func:`full_state_dict` (the unsharded weights, for rollouts and export).
+Distributed rollouts (:class:`gvmlit.collector.RolloutCollector` and the learner) use three helpers
+from here: :func:`all_gather_objects` (torch's ``all_gather_object``, also without a process group: every
+rank gets every rank's generated samples, so allocators see the same statistics and compute the same
+n_i), :func:`balanced_partition` (the epoch's rollouts are split across ranks balanced by tokens, equal
+counts so every rank takes the same number of optimiser steps) and :func:`full_state_dict` (the
+unsharded weights, for rollouts and export). Reductions of numbers go through Lightning's strategy
+(``reduce``, ``reduce_boolean_decision``) and gradient norms through torch's ``get_total_norm``.
 """
 
 from __future__ import annotations
@@ -45,26 +47,6 @@ def all_gather_objects(obj) -> list:
     return gathered
 
 
-def all_ranks_true(flag: bool, device: torch.device | None = None) -> bool:
-    """Whether ``flag`` holds on every rank (a collective: all ranks must call it)."""
-    _, size = world()
-    if size == 1:
-        return bool(flag)
-    value = torch.tensor([1 if flag else 0], device=device or torch.device("cpu"))
-    dist.all_reduce(value, op=dist.ReduceOp.MIN)
-    return bool(value.item())
-
-
-def all_reduce_sum(values: Sequence[float], device: torch.device | None = None) -> list[float]:
-    """Element-wise sum over ranks."""
-    _, size = world()
-    if size == 1:
-        return [float(v) for v in values]
-    tensor = torch.tensor(list(values), dtype=torch.float64, device=device or torch.device("cpu"))
-    dist.all_reduce(tensor)
-    return tensor.tolist()
-
-
 # ---------------------------------------------------------------------- partitions
 def balanced_partition(costs: Sequence[float], parts: int, equal_size: bool = True) -> list[list[int]]:
     """Split item indices into ``parts`` lists whose cost sums are as even as a greedy pass makes them.
@@ -97,6 +79,14 @@ def balanced_partition(costs: Sequence[float], parts: int, equal_size: bool = Tr
 def rank_share(costs: Sequence[float], rank: int, size: int) -> list[int]:
     """The indices rank ``rank`` generates: all items split into ``size`` cost-balanced parts (sizes may differ)."""
     return balanced_partition(costs, size, equal_size=False)[rank]  # one part: all indices, in order
+
+
+def rank_rollouts(rollouts: list) -> tuple[list, int]:
+    """This rank's part of the epoch's rollouts (all of them on one process): balanced by tokens, equal
+    counts on every rank; returns it and how many rollouts no rank got (fewer than the world size)."""
+    rank, size = world()
+    shares = balanced_partition([len(r.prompt_ids) + len(r.response_ids) for r in rollouts], size)
+    return [rollouts[i] for i in shares[rank]], len(rollouts) - sum(len(share) for share in shares)
 
 
 # ---------------------------------------------------------------------- sharded models
@@ -153,20 +143,6 @@ def shard_policy(
         fully_shard(layer, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
     fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
     return model
-
-
-def grad_norm(parameters) -> torch.Tensor:
-    """Global L2 norm of the gradients, also when they are sharded DTensors (one all-reduce)."""
-    from torch.distributed.tensor import DTensor
-
-    grads = [p.grad for p in parameters if p.grad is not None]  # ``parameters`` may be a generator: read it once
-    if not grads:
-        return torch.tensor(0.0)
-    local = [g.to_local() if isinstance(g, DTensor) else g for g in grads]
-    total = torch.stack([g.detach().float().pow(2).sum() for g in local]).sum()
-    if any(isinstance(g, DTensor) for g in grads) and world()[1] > 1:
-        dist.all_reduce(total)  # each rank holds the squares of its shards
-    return total.sqrt()
 
 
 # ---------------------------------------------------------------------- the strategy

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
+from jsonargparse.typing import path_type
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     AutoModelForCausalLM,
@@ -29,6 +30,10 @@ from transformers import (
 
 from gvmlit.errors import GvmlitError
 
+#: a local directory in a recipe is resolved relative to the recipe file (on the command line: to the
+#: working directory); anything else is a Hub model id
+LocalDir = path_type("dr")
+
 #: Characters of the built-in arithmetic task and of the simple math prompts used in tests.
 DEFAULT_ALPHABET = "0123456789+-*/=;#. \n"
 
@@ -41,8 +46,14 @@ def resolve_dtype(name: str) -> torch.dtype:
     return _DTYPES[name]
 
 
-def char_tokenizer(alphabet: str = DEFAULT_ALPHABET) -> PreTrainedTokenizerFast:
-    """A character-level tokenizer: one id per character of ``alphabet`` plus <pad>, <bos>, <eos>, <unk>."""
+def char_tokenizer(alphabet: str | None = DEFAULT_ALPHABET) -> PreTrainedTokenizerFast:
+    """A character-level tokenizer: one id per character of ``alphabet`` plus <pad>, <bos>, <eos>, <unk>.
+
+    ``alphabet=None`` gives a byte-level one instead (one id per byte: any text, no <unk>), for
+    smoke runs of real-data recipes with a tiny model.
+    """
+    if alphabet is None:
+        return _byte_tokenizer()
     specials = ["<pad>", "<bos>", "<eos>", "<unk>"]
     chars = list(dict.fromkeys(alphabet))
     vocab = {tok: i for i, tok in enumerate(specials + chars)}
@@ -57,6 +68,17 @@ def char_tokenizer(alphabet: str = DEFAULT_ALPHABET) -> PreTrainedTokenizerFast:
         eos_token="<eos>",
         unk_token="<unk>",
     )
+    tok.padding_side = "left"
+    return tok
+
+
+def _byte_tokenizer() -> PreTrainedTokenizerFast:
+    specials = ["<pad>", "<bos>", "<eos>", "<unk>"]
+    symbols = list(pre_tokenizers.ByteLevel.alphabet())  # the 256 byte symbols of byte-level BPE
+    backend = Tokenizer(models.BPE(vocab={tok: i for i, tok in enumerate(specials + sorted(symbols))}, merges=[], unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>", unk_token="<unk>")
     tok.padding_side = "left"
     return tok
 
@@ -88,8 +110,10 @@ class PretrainedPolicy(PolicyLoader):
     """Any ``transformers`` causal LM by Hub name or local directory.
 
     Args:
-        name_or_path: Hub id (e.g. ``Qwen/Qwen2.5-Math-1.5B``) or a local directory with ``config.json``.
-        tokenizer: tokenizer name or path; defaults to ``name_or_path``.
+        name_or_path: a local directory with ``config.json`` (in a recipe: relative to the recipe file)
+            or a Hub id (e.g. ``Qwen/Qwen2.5-Math-1.5B``; set ``HF_HUB_OFFLINE=1`` on machines without
+            network access so that a missing model fails at once instead of retrying).
+        tokenizer: tokenizer directory or Hub id; defaults to ``name_or_path``.
         dtype: parameter dtype: ``float32``, ``bfloat16`` or ``float16``.
         gradient_checkpointing: recompute activations in backward (less memory, ~30 % slower).
         chat_template: wrap prompts with the tokenizer's chat template (instruct models).
@@ -98,8 +122,8 @@ class PretrainedPolicy(PolicyLoader):
 
     def __init__(
         self,
-        name_or_path: str,
-        tokenizer: str | None = None,
+        name_or_path: LocalDir | str,
+        tokenizer: LocalDir | str | None = None,
         dtype: str = "float32",
         gradient_checkpointing: bool = False,
         chat_template: bool = False,
@@ -117,30 +141,40 @@ class PretrainedPolicy(PolicyLoader):
         return self.chat_template
 
     def load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-        path = self.name_or_path
-        looks_local = path.startswith((".", "/", "~")) or os.sep in path and not _is_hub_id(path)
-        if looks_local and not Path(path).expanduser().is_dir():
-            raise GvmlitError(f"policy directory {path!r} does not exist (from policy.name_or_path)")
+        path = _local_or_hub(self.name_or_path, "policy.name_or_path")
+        tokenizer_path = _local_or_hub(self.tokenizer, "policy.tokenizer") if self.tokenizer is not None else path
         try:
-            model = AutoModelForCausalLM.from_pretrained(
-                path, dtype=resolve_dtype(self.dtype), trust_remote_code=self.trust_remote_code
-            )
-            tokenizer = AutoTokenizer.from_pretrained(
-                self.tokenizer or path, trust_remote_code=self.trust_remote_code
-            )
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(self.dtype), trust_remote_code=self.trust_remote_code)
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, trust_remote_code=self.trust_remote_code)
         except OSError as err:
             first = str(err).strip().splitlines()[0]
             raise GvmlitError(f"cannot load policy {path!r}: {first}") from err
         if self.gradient_checkpointing:  # non-reentrant: the variant that composes with FSDP2
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(model, "activation_checkpointing_enable"):  # transformers ≥ 5
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if self.chat_template and tokenizer.chat_template is None:
             raise GvmlitError(f"policy.chat_template is true but the tokenizer of {path!r} has no chat template")
         return model, prepare_tokenizer(tokenizer)
 
 
-def _is_hub_id(path: str) -> bool:
-    parts = path.split("/")
-    return len(parts) == 2 and all(parts) and not Path(path).exists()
+def _local_or_hub(name, key: str) -> str:
+    """A local directory (absolute) or a Hub id. A name that looks like a path — it starts with ``.``,
+    ``/`` or ``~``, has more than one ``/``, or its first part is a local directory — but does not
+    exist is an error at once, naming it, rather than a trip to the Hub."""
+    name = os.fspath(name)
+    local = Path(name).expanduser()
+    if local.is_dir():
+        return str(local)
+    parts = name.split("/")
+    looks_local = name.startswith((".", "/", "~")) or len(parts) > 2 or (len(parts) == 2 and Path(parts[0]).is_dir())
+    if looks_local:
+        raise GvmlitError(
+            f"{key}: no directory {name!r} (paths in a recipe are relative to the recipe file, on the command line "
+            f"to the working directory {Path.cwd()})"
+        )
+    return name
 
 
 class TinyCharPolicy(PolicyLoader):
@@ -152,7 +186,7 @@ class TinyCharPolicy(PolicyLoader):
         num_heads: attention heads.
         intermediate_size: MLP width (default 2 × hidden).
         max_length: maximum sequence length (prompt + response) in tokens.
-        alphabet: characters the tokenizer knows.
+        alphabet: characters the tokenizer knows (null: byte-level, any text).
         tie_embeddings: share the token-embedding matrix with ``lm_head``.
         seed: initialisation seed.
     """
@@ -164,7 +198,7 @@ class TinyCharPolicy(PolicyLoader):
         num_heads: int = 4,
         intermediate_size: int | None = None,
         max_length: int = 256,
-        alphabet: str = DEFAULT_ALPHABET,
+        alphabet: str | None = DEFAULT_ALPHABET,
         tie_embeddings: bool = False,
         seed: int = 0,
     ) -> None:

@@ -38,12 +38,12 @@ def test_paper_recipe_instantiates_with_a_tiny_model(recipe, algorithm, allocato
     assert (model.clip_low, model.clip_high) == (0.2, 0.2)
     if algorithm is RAFT:
         assert model.variant == "raft++"
-    assert isinstance(data.allocator, allocator)
+    assert isinstance(model.allocator, allocator)
     if allocator is GVMAllocator:
-        assert data.allocator.pilot_samples == 8 and data.allocator.alpha == 1e-3 and data.allocator.beta == 2.0
-    assert data.prompts_per_epoch == 1024 and data.samples_per_prompt == 8
-    assert isinstance(data.sampler, VLLMSampler) and data.sampler.max_new_tokens == 3072 and data.sampler.temperature == 1.0
-    assert isinstance(data.verifier, MathVerifier)
+        assert model.allocator.pilot_samples == 8 and model.allocator.alpha == 1e-3 and model.allocator.beta == 2.0
+    assert data.prompts_per_epoch == 1024 and model.samples_per_prompt == 8
+    assert isinstance(model.sampler, VLLMSampler) and model.sampler.max_new_tokens == 3072 and model.sampler.temperature == 1.0
+    assert isinstance(model.verifier, MathVerifier)
     assert isinstance(data.source, HFDatasetPrompts) and data.source.path == "AI-MO/NuminaMath-CoT"
     assert isinstance(data.eval_source, BenchmarkFiles) and len(data.eval_source.files) == 5
     assert "Please reason step by step" in data.system_prompt
@@ -80,4 +80,20 @@ def test_eight_gpu_recipe_shards_with_fsdp2_and_keeps_the_global_batch(monkeypat
     assert not trainer._accelerator_connector.use_distributed_sampler  # the data module splits rollouts itself
     # 2048 samples per optimiser step over 8 ranks, as in the one-GPU recipe
     assert trainer.num_devices * trainer.accumulate_grad_batches * data.batch_size == 256 * 8
-    assert isinstance(data.sampler, VLLMSampler) and data.prompts_per_epoch == 1024
+    assert isinstance(cli.model.sampler, VLLMSampler) and data.prompts_per_epoch == 1024
+
+
+@pytest.mark.parametrize("recipe", ["raftpp_gvm", "raftpp_uniform", "grpo_gvm", "grpo_uniform", "grpo_gvm_8gpu"])
+def test_paper_recipes_train_as_the_reference_code(recipe, monkeypatch):
+    """The paper recipes' learner settings are the reference presets (configs/learner/*_reference.yaml)."""
+    import yaml
+
+    monkeypatch.chdir(ROOT)
+    preset = yaml.safe_load((ROOT / "configs" / "learner" / f"{recipe.split('_')[0]}_reference.yaml").read_text())
+    cli = GVMLitCLI(args=["--config", f"recipes/{recipe}.yaml", *TINY, "--trainer.devices=1"], run=False)
+    assert type(cli.model).__name__ == preset["class_path"].rsplit(".", 1)[1]
+    for key, value in preset["init_args"].items():
+        assert getattr(cli.model, key) == value, key
+    if "8gpu" not in recipe:  # sharding needs the launched processes
+        cli.model.configure_model()
+        assert cli.model.reference is not None  # the KL reference is loaded

@@ -1,8 +1,9 @@
-"""LightningModules: RAFT / RAFT++, SFT (and GRPO), thin around :mod:`gvmlit.losses`."""
+"""LightningModules: the learners (RAFT / RAFT++, GRPO, SFT), thin around :mod:`gvmlit.losses`."""
 
-from gvmlit.algorithms.base import RolloutAlgorithm
+from gvmlit.algorithms.base import PolicyModule
 from gvmlit.algorithms.grpo import GRPO
 from gvmlit.algorithms.raft import RAFT
-from gvmlit.algorithms.sft import SFT, DemonstrationDataModule
+from gvmlit.algorithms.rollout import EpochRollouts, RolloutAlgorithm
+from gvmlit.algorithms.sft import SFT
 
-__all__ = ["GRPO", "RAFT", "SFT", "DemonstrationDataModule", "RolloutAlgorithm"]
+__all__ = ["GRPO", "RAFT", "SFT", "EpochRollouts", "PolicyModule", "RolloutAlgorithm"]

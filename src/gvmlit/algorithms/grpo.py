@@ -1,26 +1,25 @@
-"""GRPO with ragged groups (method.md §4): a prompt's n_i responses form one group of any size.
+"""GRPO with ragged groups (docs/method.md §4): a prompt's n_i responses form one group of any size.
 
 Advantage A_j = (r_j − mean_g) / (std_g + ε) within the group (``normalize_std: false`` gives
 Dr. GRPO's r_j − mean_g); the loss is the PPO clipped surrogate with ratio π_θ/π_old, π_old recomputed
 by the trainer's policy before the first optimiser step, plus an optional k3 KL to the initial policy.
 
 Groups of size 1 have no baseline of their own (the reference code silently uses the raw reward as
-the advantage). gvmlit's default drops them; ``singleton_groups`` switches to ``zero`` (kept with A = 0)
-or ``batch_mean`` (A = r − mean reward of the epoch). With ``filter_zero_variance`` (DAPO's dynamic
-sampling) all-correct and all-wrong groups, whose advantages are all 0, are dropped from the batch;
-the fraction of dropped groups is logged either way as ``rollout/zero_variance_groups``.
+the advantage: ``singleton_groups: reward``). gvmlit's default drops them (they are counted:
+``rollout/untrained_sample_share``); ``zero`` keeps them with A = 0, ``batch_mean`` uses A = r − the
+mean reward of the epoch. With ``filter_zero_variance`` all-correct and
+all-wrong groups, whose advantages are all 0, are dropped from the batch; ``dynamic_sampling`` adds
+DAPO's refill (docs/method.md §7). The fraction of such groups is logged either way as
+``rollout/zero_variance_groups``.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
-from gvmlit.algorithms.base import RolloutAlgorithm
-from gvmlit.errors import GvmlitError
+from gvmlit.algorithms.raft import clipped_policy_loss
+from gvmlit.algorithms.rollout import RolloutAlgorithm
 from gvmlit.losses import SingletonGroups, group_advantages
-from gvmlit.policy import PolicyLoader
 
 
 def zero_variance_groups(rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
@@ -33,42 +32,46 @@ def zero_variance_groups(rewards: torch.Tensor, group_ids: torch.Tensor) -> torc
 
 
 class GRPO(RolloutAlgorithm):
-    """Group Relative Policy Optimisation over the RolloutDataModule's ragged groups.
+    """Group Relative Policy Optimisation over ragged groups (a prompt's samples form its group).
 
     Args:
-        policy: how to build the policy and tokenizer.
         clip_low: ε_low of the ratio clip.
         clip_high: ε_high of the ratio clip (DAPO's clip-higher when larger than clip_low).
         normalize_std: divide by the group's standard deviation (false = Dr. GRPO).
         std_eps: ε added to the standard deviation.
-        singleton_groups: advantage rule for groups of size 1: ``drop`` (default), ``zero``, ``batch_mean``.
-        filter_zero_variance: drop all-correct and all-wrong groups (DAPO dynamic sampling).
-        lr, weight_decay, warmup_steps, kl_coef, nonfinite: see ``RolloutAlgorithm``.
-        aggregation: ``token_mean`` (over the mini-batch, reference code), ``seq_mean_token_mean``
-            (mean of per-sequence token means, the GRPO paper) or ``prompt_mean`` (every group weighs the same).
+        singleton_groups: advantage rule for groups of size 1: ``drop`` (default), ``zero``, ``batch_mean``,
+            or ``reward`` (the raw reward, as the reference code does).
+        dual_clip: c of the dual clip for negative advantages (None = off; the reference code runs 3.0).
+        filter_zero_variance: drop all-correct and all-wrong groups from the batch (their advantages
+            are all 0; they then no longer count in token-mean denominators).
+        dynamic_sampling: DAPO's dynamic sampling: filter zero-variance groups, then draw further prompts
+            (a full epoch's worth per round, allocated as usual) until the epoch has as many groups with a
+            gradient as it has prompts, or ``refill_rounds`` rounds were drawn. Every sample is counted.
+        refill_rounds: most refill rounds per epoch with ``dynamic_sampling``.
+        **kwargs: the arguments of ``RolloutAlgorithm`` and ``PolicyModule`` (policy, sampler,
+            verifier, allocator, samples_per_prompt, lr, kl_coef, aggregation, …).
     """
 
     needs_old_logprobs = True
 
     def __init__(
         self,
-        policy: PolicyLoader | None = None,
         clip_low: float = 0.2,
         clip_high: float = 0.28,
         normalize_std: bool = True,
         std_eps: float = 1e-6,
         singleton_groups: SingletonGroups = "drop",
         filter_zero_variance: bool = False,
-        lr: float = 1e-6,
-        weight_decay: float = 0.0,
-        warmup_steps: int = 0,
-        kl_coef: float = 0.0,
-        aggregation: str = "token_mean",
-        nonfinite: Literal["stop", "skip"] = "stop",
+        dynamic_sampling: bool = False,
+        refill_rounds: int = 3,
+        dual_clip: float | None = None,
+        **kwargs,
     ) -> None:
-        super().__init__(policy, lr, weight_decay, warmup_steps, kl_coef, aggregation, nonfinite)
-        if singleton_groups not in ("drop", "zero", "batch_mean"):
-            raise GvmlitError(f"model.singleton_groups must be drop, zero or batch_mean, got {singleton_groups!r}")
+        super().__init__(**kwargs)
+        self.dual_clip = dual_clip
+        if dynamic_sampling:  # DAPO: drop groups without a gradient, then sample more prompts to make up for them
+            filter_zero_variance = True
+            self.refill_rounds = refill_rounds
         self.clip_low = clip_low
         self.clip_high = clip_high
         self.normalize_std = normalize_std
@@ -92,4 +95,4 @@ class GRPO(RolloutAlgorithm):
         return advantages, keep, metrics
 
     def policy_loss(self, logprobs, batch):
-        return self.clipped_policy_loss(logprobs, batch)
+        return clipped_policy_loss(logprobs, batch, self.clip_low, self.clip_high, self.dual_clip)

@@ -1,4 +1,4 @@
-"""RAFT and RAFT++ (method.md §4): rejection sampling, then fine-tuning on the accepted responses.
+"""RAFT and RAFT++ (docs/method.md §4): rejection sampling, then fine-tuning on the accepted responses.
 
 - ``raft``: supervised NLL on accepted responses — advantage A = 1[accepted].
 - ``raft++``: the PPO-clipped importance-weighted version,
@@ -13,42 +13,36 @@ from typing import Literal
 
 import torch
 
-from gvmlit.algorithms.base import RolloutAlgorithm
-from gvmlit.errors import GvmlitError
-from gvmlit.losses import nll, raft_advantages
-from gvmlit.policy import PolicyLoader
+from gvmlit.algorithms.rollout import RolloutAlgorithm
+from gvmlit.losses import clipped_surrogate, nll, raft_advantages
 
 
 class RAFT(RolloutAlgorithm):
-    """RAFT / RAFT++ on the rollouts of the RolloutDataModule.
+    """RAFT / RAFT++ on the learner's own rollouts.
 
     Args:
-        policy: how to build the policy and tokenizer.
         variant: ``raft`` (NLL on accepted) or ``raft++`` (clipped importance ratio).
         clip_low: ε_low, lower clip range of the ratio (RAFT++).
         clip_high: ε_high, upper clip range of the ratio (RAFT++; the paper uses 0.28–0.4).
         keep_rejected: keep rejected responses in the batch with A = 0 (they then count in the
             token-mean denominator and the KL term, as in the reference code); default drops them.
-        lr, weight_decay, warmup_steps, kl_coef, aggregation, nonfinite: see ``RolloutAlgorithm``.
+        dual_clip: c of the dual clip for negative advantages (RAFT++ and GRPO; None = off; the reference
+            code runs 3.0; RAFT++'s advantages are never negative, so it only matters for GRPO).
+        **kwargs: the arguments of ``RolloutAlgorithm`` and ``PolicyModule`` (policy, sampler,
+            verifier, allocator, samples_per_prompt, lr, kl_coef, …).
     """
 
     def __init__(
         self,
-        policy: PolicyLoader | None = None,
         variant: Literal["raft", "raft++"] = "raft",
         clip_low: float = 0.2,
         clip_high: float = 0.28,
         keep_rejected: bool = False,
-        lr: float = 1e-5,
-        weight_decay: float = 0.0,
-        warmup_steps: int = 0,
-        kl_coef: float = 0.0,
-        aggregation: str = "token_mean",
-        nonfinite: Literal["stop", "skip"] = "stop",
+        dual_clip: float | None = None,
+        **kwargs,
     ) -> None:
-        super().__init__(policy, lr, weight_decay, warmup_steps, kl_coef, aggregation, nonfinite)
-        if variant not in ("raft", "raft++"):
-            raise GvmlitError(f"model.variant must be 'raft' or 'raft++', got {variant!r}")
+        super().__init__(**kwargs)
+        self.dual_clip = dual_clip
         self.variant = variant
         self.clip_low = clip_low
         self.clip_high = clip_high
@@ -63,4 +57,11 @@ class RAFT(RolloutAlgorithm):
     def policy_loss(self, logprobs, batch):
         if self.variant == "raft":
             return nll(logprobs, batch["advantages"]), {}
-        return self.clipped_policy_loss(logprobs, batch)
+        return clipped_policy_loss(logprobs, batch, self.clip_low, self.clip_high, self.dual_clip)
+
+
+def clipped_policy_loss(logprobs: torch.Tensor, batch: dict[str, torch.Tensor], clip_low: float, clip_high: float, dual_clip: float | None = None):
+    """The PPO clipped surrogate against π_old (RAFT++ and GRPO), with its diagnostics per token."""
+    loss, clipped = clipped_surrogate(logprobs, batch["old_logprobs"], batch["advantages"], clip_low, clip_high, dual_clip)
+    ratio = torch.exp(logprobs.detach() - batch["old_logprobs"])
+    return loss, {"clip_fraction": clipped.detach(), "ratio": ratio}

@@ -1,23 +1,41 @@
-"""Budget allocators: how many samples each prompt gets (uniform, GVM, GVM++)."""
+"""Budget allocators: how many samples each prompt gets (uniform, GVM, GVM++, Knapsack RL, GRESO-style
+skipping), and the per-prompt statistics they read."""
 
-from gvmlit.allocation.base import BudgetAllocator, PromptStats, RolloutEngine, ScoredCompletion
+from gvmlit.allocation.base import Allocation, AllocationRequest, BudgetAllocator
 from gvmlit.allocation.gvm import GVMAllocator
 from gvmlit.allocation.gvmpp import GVMPlusPlusAllocator
-from gvmlit.allocation.rules import bounded_allocation, gvm_allocation, gvm_weights, round_to_budget
-from gvmlit.allocation.store import PromptStatsStore
+from gvmlit.allocation.knapsack import KnapsackAllocator
+from gvmlit.allocation.rules import (
+    bounded_allocation,
+    greedy_knapsack,
+    gvm_allocation,
+    gvm_weights,
+    knapsack_value,
+    round_to_budget,
+    without_singletons,
+)
+from gvmlit.allocation.selective import SelectiveRolloutAllocator
+from gvmlit.allocation.store import GradNormObservation, PromptHistory, PromptStatsStore, Visit
 from gvmlit.allocation.uniform import UniformAllocator
 
 __all__ = [
+    "Allocation",
+    "AllocationRequest",
     "BudgetAllocator",
     "GVMAllocator",
     "GVMPlusPlusAllocator",
-    "PromptStats",
+    "GradNormObservation",
+    "KnapsackAllocator",
+    "PromptHistory",
     "PromptStatsStore",
-    "RolloutEngine",
-    "ScoredCompletion",
+    "SelectiveRolloutAllocator",
     "UniformAllocator",
+    "Visit",
     "bounded_allocation",
+    "greedy_knapsack",
     "gvm_allocation",
     "gvm_weights",
+    "knapsack_value",
     "round_to_budget",
+    "without_singletons",
 ]

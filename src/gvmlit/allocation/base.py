@@ -1,14 +1,18 @@
-"""The BudgetAllocator seam: per-prompt statistics and a total budget N in, integers n_i out.
+"""The BudgetAllocator seam: which pilot samples to draw, then integers n_i per prompt.
 
-An allocator works in two stages, as GVM's practical algorithm (method.md §3):
+An allocator never calls back into the learner. Each epoch the learner asks it three things
+(docs/method.md §3, the two stages of GVM's practical algorithm):
 
-1. ``estimate`` — optionally spend *pilot* samples on the live policy to measure per-prompt
-   statistics (acceptance rate p_i, gradient norm G_i). The data module passes a
-   :class:`RolloutEngine` that samples, verifies, counts and computes gradient norms.
-2. ``allocate`` — a pure function of those statistics: integers n_i ≥ 0 with Σ n_i = N exactly.
+1. ``plan_pilots(prompts, store, epoch)`` — N′_i pilot samples per prompt (0 = none). The learner
+   draws and verifies them and records them in the :class:`~gvmlit.allocation.store.PromptStatsStore`.
+2. ``grad_norm_samples(prompt, group, accepted, purpose)`` — which of a prompt's scored samples need
+   a gradient norm G (default: none). The learner computes them, batched, and records their mean in
+   the store. Asked for the pilots and for the main draws alike.
+3. ``allocate(request)`` — a function of the statistics: the main draw n_i ≥ 0 per prompt, with
+   Σ_i (kept pilots_i + n_i) = N exactly when pilots are kept (``keep_pilots``), Σ_i n_i = N when they
+   are discarded (then they come on top of N, as in the paper).
 
-After the epoch's samples are drawn and verified, ``observe`` lets an allocator that learns across
-epochs (GVM++) update its estimates.
+Every sample drawn for any of these purposes is counted in the budget the learner logs.
 """
 
 from __future__ import annotations
@@ -16,90 +20,102 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Literal
 
 import numpy as np
 
-from gvmlit.allocation.store import PromptStatsStore
+from gvmlit.allocation.store import PromptStatsStore, SamplePurpose
+from gvmlit.records import Completion, PromptRecord
 
-if TYPE_CHECKING:  # data imports allocation; the type is only needed for annotations
-    from gvmlit.data.records import PromptRecord
-
-
-@dataclass
-class ScoredCompletion:
-    """A completion with its reward (what the rollout engine hands back)."""
-
-    token_ids: list[int]
-    text: str
-    logprobs: list[float]
-    finish_reason: str
-    reward: float
+ParamSlice = Literal["embedding", "lm_head"]
 
 
 @dataclass
-class PromptStats:
-    """Per-prompt statistics for one epoch's prompts (arrays indexed like ``uids``).
+class AllocationRequest:
+    """What an allocator knows when it decides the epoch's n_i.
 
     Attributes:
-        uids: prompt identifiers.
-        acceptance_rate: p_i, fraction of pilot samples accepted (None when not estimated).
-        grad_norm: G_i, mean gradient norm over accepted pilot samples (None when not estimated).
-        pilot: the pilot completions per prompt, when the allocator keeps them for training.
-        budget_spent: samples of this epoch's budget N already spent on pilots (GVM++ counts its
-            kept pilots in the budget; GVM's discarded pilots come on top of N, as in the paper).
+        prompts: the epoch's prompts.
+        pilots: the scored pilot samples of each prompt (empty lists without pilots).
+        pilot_accepted: for each pilot sample, whether it reached the acceptance threshold.
+        budget: N, the epoch's samples per the recipe (``samples_per_prompt`` × prompts).
+        epoch: the epoch (EM iteration) being prepared.
+        store: every earlier observation, and this epoch's pilots and their gradient norms.
     """
 
-    uids: list[str]
+    prompts: list[PromptRecord]
+    pilots: list[list[Completion]]
+    pilot_accepted: list[list[bool]]
+    budget: int
+    epoch: int
+    store: PromptStatsStore
+
+    @property
+    def pilot_counts(self) -> np.ndarray:
+        return np.array([len(group) for group in self.pilots], dtype=np.int64)
+
+
+@dataclass
+class Allocation:
+    """An allocator's decision for one epoch.
+
+    Attributes:
+        samples: n_i, the main draw of each prompt (pilots not included).
+        acceptance_rate: p̂_i the decision used, when it used one (logged as a histogram and scatter).
+        grad_norm: Ĝ_i the decision used, when it used one.
+        metrics: scalars the allocator wants in TensorBoard (logged as ``allocation/<name>``).
+        histograms: per-prompt arrays it wants in TensorBoard (``allocation/<name>``).
+    """
+
+    samples: np.ndarray
     acceptance_rate: np.ndarray | None = None
     grad_norm: np.ndarray | None = None
-    pilot: list[list[ScoredCompletion]] | None = None
-    budget_spent: int = 0
-    extra: dict = field(default_factory=dict)
-
-
-class RolloutEngine(Protocol):
-    """What an allocator may ask of the data side during estimation."""
-
-    #: per-prompt statistics across epochs (acceptance history, G estimates, samples spent)
-    store: PromptStatsStore
-    #: the current epoch (= EM iteration)
-    epoch: int
-
-    def sample(self, prompts: Sequence[PromptRecord], num_samples: Sequence[int], purpose: str) -> list[list[ScoredCompletion]]:
-        """Sample and verify ``num_samples[i]`` completions of ``prompts[i]``; counted under ``purpose``."""
-
-    def grad_norms(
-        self,
-        prompts: Sequence[PromptRecord],
-        completions: Sequence[Sequence[ScoredCompletion]],
-        param_slice: str = "embedding",
-        batch_size: int = 64,
-    ) -> list[np.ndarray]:
-        """‖∇_θs (−log π(y|x))‖₂ for every given completion, batched; one array per prompt."""
-
-    def is_accepted(self, reward: float) -> bool:
-        """Whether a reward counts as accepted (reaches the acceptance threshold)."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    histograms: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class BudgetAllocator(ABC):
-    """Decides how many samples n_i each prompt of the epoch gets, with Σ n_i = budget."""
+    """Decides how many samples n_i each prompt of the epoch gets.
 
-    def estimate(self, prompts: Sequence[PromptRecord], engine: RolloutEngine) -> PromptStats:
-        """Stage 1: measure per-prompt statistics. The default spends nothing and measures nothing."""
-        return PromptStats(uids=[p.uid for p in prompts])
+    Class attributes a subclass may set:
+        keep_pilots: pilot samples are trained on and paid from the budget N (True), or discarded and
+            drawn on top of N (False, GVM as published).
+        param_slice: θs of the gradient norms it asks for (``embedding`` or ``lm_head``).
+    """
+
+    keep_pilots: bool = True
+    param_slice: ParamSlice = "embedding"
+
+    def plan_pilots(self, prompts: Sequence[PromptRecord], store: PromptStatsStore, epoch: int) -> list[int]:
+        """N′_i per prompt. Default: no pilots."""
+        del store, epoch
+        return [0] * len(prompts)
+
+    def grad_norm_samples(
+        self, prompt: PromptRecord, group: Sequence[Completion], accepted: Sequence[bool], purpose: SamplePurpose
+    ) -> list[int]:
+        """Indices into ``group`` whose gradient norm G the allocator needs. Default: none."""
+        del prompt, group, accepted, purpose
+        return []
 
     @abstractmethod
-    def allocate(self, stats: PromptStats, budget: int) -> np.ndarray:
-        """Stage 2: integer n_i ≥ 0 per prompt, summing exactly to ``budget``."""
+    def allocate(self, request: AllocationRequest) -> Allocation:
+        """The epoch's main draws n_i (see the module docstring for what they must sum to)."""
 
-    def observe(self, prompts: Sequence[PromptRecord], groups: Sequence[Sequence[ScoredCompletion]], engine: RolloutEngine) -> None:
-        """Called with the epoch's verified samples (pilots included when kept). Default: nothing."""
-        del prompts, groups, engine
+    def main_budget(self, request: AllocationRequest) -> int:
+        """Σ n_i this allocator must hand out: N minus the kept pilots (never below 0), or N."""
+        if not self.keep_pilots:
+            return request.budget
+        return max(request.budget - int(request.pilot_counts.sum()), 0)
 
     def state_dict(self) -> dict:
-        """Persistent per-prompt state (saved with the Lightning checkpoint)."""
+        """State the allocator keeps itself (saved with the learner's checkpoint); the store is saved apart."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:
         del state
+
+
+def accepted_indices(accepted: Sequence[bool], limit: int | None = None) -> list[int]:
+    """Indices of the accepted samples, the first ``limit`` of them (all when None)."""
+    return [i for i, ok in enumerate(accepted) if ok][:limit]

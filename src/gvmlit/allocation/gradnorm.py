@@ -1,4 +1,4 @@
-"""Per-sample gradient norms G = ‖∇_θs (−Σ_t log π(y_t | x, y_<t))‖₂, batched (method.md §3, stage 1).
+"""Per-sample gradient norms G = ‖∇_θs (−Σ_t log π(y_t | x, y_<t))‖₂, batched (docs/method.md §3, stage 1).
 
 θs is a small parameter slice: the token-embedding matrix E (reference code) or the output matrix W
 of ``lm_head``; when the two are tied, θs is the shared matrix and both contributions are summed.
@@ -14,19 +14,22 @@ materialising per-sample gradients of the [V, d] matrices:
 
 Samples do not interact inside a batch (each attends only to itself), so the gradient of the summed
 loss with respect to sample j's activations is sample j's own gradient.
+
+The embedding's ``padding_idx`` row never receives a gradient (``nn.Embedding`` skips it), so
+positions holding that token — also *inside* a sequence, where a policy may sample it — contribute
+nothing to the embedding part (they still do to ``lm_head``, a plain linear layer).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import torch
 
-from gvmlit.data.collate import Rollout, collate_rollouts
-
-ParamSlice = Literal["embedding", "lm_head"]
+from gvmlit.allocation.base import ParamSlice
+from gvmlit.collate import collate_rollouts
+from gvmlit.records import Completion, Rollout
 
 
 def embeddings_tied(model: torch.nn.Module) -> bool:
@@ -64,8 +67,12 @@ def _batch_grad_norms(model: torch.nn.Module, batch: dict[str, torch.Tensor], pa
         hook.remove()
 
     squared = torch.zeros(input_ids.shape[0], dtype=torch.float32, device=input_ids.device)
+    # positions whose input token can move the embedding matrix: every token but padding_idx
+    padding_idx = getattr(embed, "padding_idx", None)
+    moves_embedding = (input_ids != padding_idx).float() if padding_idx is not None else torch.ones_like(input_ids, dtype=torch.float32)
     if want_embedding:
         same_token = (input_ids.unsqueeze(2) == input_ids.unsqueeze(1)).float()  # [B, L, L]
+        same_token = same_token * moves_embedding.unsqueeze(2) * moves_embedding.unsqueeze(1)
         gram = grad_embeds @ grad_embeds.transpose(1, 2)  # [B, L, L]
         squared = squared + (same_token * gram).sum((1, 2))
     if want_head:
@@ -78,7 +85,7 @@ def _batch_grad_norms(model: torch.nn.Module, batch: dict[str, torch.Tensor], pa
             if tied:
                 # δ_t[x_p] for every (t, p): [B, L-1, L]
                 delta_at_inputs = delta.gather(-1, input_ids.unsqueeze(1).expand(-1, delta.shape[1], -1))
-                cross = delta_at_inputs * (h @ grad_embeds.transpose(1, 2))
+                cross = delta_at_inputs * moves_embedding.unsqueeze(1) * (h @ grad_embeds.transpose(1, 2))
                 squared = squared + 2.0 * cross.sum((1, 2))
     return squared.clamp(min=0.0).sqrt()
 
@@ -105,6 +112,20 @@ def grad_norms_of_rollouts(
     finally:
         model.train(was_training)
     return torch.cat(norms).numpy() if norms else np.zeros(0)
+
+
+def grad_norms(
+    model: torch.nn.Module,
+    prompt_ids: Sequence[Sequence[int]],
+    completions: Sequence[Completion],
+    pad_id: int,
+    param_slice: ParamSlice = "embedding",
+    batch_size: int = 64,
+) -> np.ndarray:
+    """G of every completion ``completions[j]`` of prompt ``prompt_ids[j]`` under ``model`` (a function of
+    the policy and the completions only)."""
+    rollouts = [Rollout(list(p), c.token_ids, 0.0, 0.0, j) for j, (p, c) in enumerate(zip(prompt_ids, completions))]
+    return grad_norms_of_rollouts(model, rollouts, pad_id, param_slice, batch_size)
 
 
 def grad_norm_one_at_a_time(model: torch.nn.Module, rollout: Rollout, pad_id: int, param_slice: ParamSlice) -> float:

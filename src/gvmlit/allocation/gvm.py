@@ -1,8 +1,9 @@
-"""GVMAllocator: the paper's practical algorithm (method.md §3, Algorithm 2), computed on the live policy.
+"""GVMAllocator: the paper's practical algorithm (docs/method.md §3, Algorithm 2), exactly as published.
 
 Stage 1 draws N′ pilot samples per prompt, sets p_i = accepted/N′ and G_i = the mean over accepted
-pilots of ‖∇_θs (−Σ_t log π(y_t|x, y_<t))‖₂ (batched, :mod:`gvmlit.allocation.gradnorm`). Stage 2 sets
-n_i ∝ G_i/√(p_i + α/p_i^(β−1)) with Σ n_i = N exactly. Prompts with p_i = 0 get n_i = 0.
+pilots of ‖∇_θs (−Σ_t log π(y_t|x, y_<t))‖₂ (the learner computes them batched,
+:mod:`gvmlit.allocation.gradnorm`). Stage 2 sets n_i ∝ G_i/√(p_i + α/p_i^(β−1)) (eq. 3) with Σ n_i = N
+exactly. Prompts with p_i = 0 get n_i = 0.
 
 As in the paper the pilot samples are discarded (``keep_pilot: false``) and come on top of the
 budget N; they are counted and logged (``budget/pilot_samples``) so comparisons per generated sample
@@ -12,32 +13,26 @@ stay honest.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 import numpy as np
 
-from gvmlit.allocation.base import BudgetAllocator, PromptStats, RolloutEngine
-from gvmlit.allocation.gradnorm import ParamSlice
-from gvmlit.allocation.rules import gvm_allocation, round_to_budget
+from gvmlit.allocation.base import Allocation, AllocationRequest, BudgetAllocator, ParamSlice, accepted_indices
+from gvmlit.allocation.rules import gvm_allocation, gvm_weights, round_to_budget, without_singletons
+from gvmlit.errors import GvmlitError
 
 log = logging.getLogger("gvmlit")
 
 
-def accepted_grad_norms(
-    prompts: Sequence,
-    groups: Sequence[Sequence],
-    engine: RolloutEngine,
-    param_slice: ParamSlice,
-    grad_batch_size: int,
-    limit: int | None = None,
-) -> list[float | None]:
-    """Per prompt, the mean of ‖∇_θs (−log π(y|x))‖₂ over its accepted samples (at most ``limit`` of
-    them), or None when it has none; one batched computation for all prompts."""
-    accepted = [[c for c in group if engine.is_accepted(c.reward)][:limit] for group in groups]
-    if not any(accepted):
-        return [None] * len(groups)
-    norms = engine.grad_norms(prompts, accepted, param_slice, grad_batch_size)
-    return [float(n.mean()) if len(n) else None for n in norms]
+def pilot_statistics(request: AllocationRequest) -> tuple[np.ndarray, np.ndarray]:
+    """(p_i, G_i) from this epoch's pilots: acceptance rate, and the mean gradient norm of the accepted
+    pilots recorded in the store (0 when none was accepted or measured)."""
+    p = np.array([np.mean(ok) if ok else 0.0 for ok in request.pilot_accepted])
+    g = np.zeros(len(request.prompts))
+    for i, prompt in enumerate(request.prompts):
+        measured = [o for o in request.store.history(prompt.uid).grad_norms if o.epoch == request.epoch and o.purpose == "pilot"]
+        if measured:
+            g[i] = measured[-1].mean
+    return p, g
 
 
 class GVMAllocator(BudgetAllocator):
@@ -48,10 +43,11 @@ class GVMAllocator(BudgetAllocator):
         alpha: α of the regularised rule (0 = basic rule G_i/√p_i).
         beta: β of the regularised rule.
         param_slice: θs for G_i: ``embedding`` (reference code) or ``lm_head``.
-        keep_pilot: also train on the pilot samples (the paper discards them).
+        keep_pilot: also train on the pilot samples, paid from N (the paper discards them, on top of N).
         max_acceptance: drop prompts whose p_i exceeds this (off by default).
         min_expected_accepted: drop prompts whose expected accepted count p_i·n_i is below this (off).
-        grad_batch_size: sequences per batched gradient-norm pass.
+        no_singletons: never give a prompt exactly one sample (a GRPO group of one has no baseline);
+            off, as in the paper.
     """
 
     def __init__(
@@ -63,43 +59,39 @@ class GVMAllocator(BudgetAllocator):
         keep_pilot: bool = False,
         max_acceptance: float | None = None,
         min_expected_accepted: float | None = None,
-        grad_batch_size: int = 64,
+        no_singletons: bool = False,
     ) -> None:
         if pilot_samples < 1:
-            raise ValueError("pilot_samples must be ≥ 1")
+            raise GvmlitError(f"GVMAllocator.pilot_samples must be ≥ 1, got {pilot_samples}")
         self.pilot_samples = pilot_samples
         self.alpha = alpha
         self.beta = beta
         self.param_slice = param_slice
-        self.keep_pilot = keep_pilot
+        self.keep_pilots = keep_pilot
         self.max_acceptance = max_acceptance
         self.min_expected_accepted = min_expected_accepted
-        self.grad_batch_size = grad_batch_size
+        self.no_singletons = no_singletons
 
-    def estimate(self, prompts, engine: RolloutEngine) -> PromptStats:
-        pilots = engine.sample(prompts, [self.pilot_samples] * len(prompts), purpose="pilot")
-        # p_i = accepted / N'; G_i = mean gradient norm over the accepted pilots (0 without any)
-        p = np.array([sum(engine.is_accepted(c.reward) for c in group) / len(group) for group in pilots])
-        norms = accepted_grad_norms(prompts, pilots, engine, self.param_slice, self.grad_batch_size)
-        g = np.array([0.0 if n is None else n for n in norms])
-        return PromptStats(
-            uids=[x.uid for x in prompts],
-            acceptance_rate=p,
-            grad_norm=g,
-            pilot=pilots if self.keep_pilot else None,
-        )
+    def plan_pilots(self, prompts, store, epoch) -> list[int]:
+        return [self.pilot_samples] * len(prompts)
 
-    def allocate(self, stats: PromptStats, budget: int) -> np.ndarray:
+    def grad_norm_samples(self, prompt, group, accepted, purpose) -> list[int]:
+        return accepted_indices(accepted) if purpose == "pilot" else []
+
+    def allocate(self, request: AllocationRequest) -> Allocation:
+        p, g = pilot_statistics(request)
+        budget = self.main_budget(request)
+        metrics = {"estimated_p_zero": float(np.mean(p == 0)) if p.size else 0.0, "fallback_uniform": 0.0}
         try:
-            return gvm_allocation(
-                stats.acceptance_rate, stats.grad_norm, budget, self.alpha, self.beta,
-                self.max_acceptance, self.min_expected_accepted,
-            )  # fmt: skip
+            samples = gvm_allocation(p, g, budget, self.alpha, self.beta, self.max_acceptance, self.min_expected_accepted)
         except ValueError as err:
             if "all weights are zero" not in str(err):
                 raise
             # No prompt had an accepted pilot sample: GVM's rule gives nothing to anyone. Spending the
             # budget uniformly is the only informative choice; it is logged, not silent.
             log.warning("GVM: no prompt has an accepted pilot sample; this epoch's budget is spread uniformly")
-            stats.extra["fallback_uniform"] = True
-            return round_to_budget(np.ones(len(stats.uids)), budget)
+            metrics["fallback_uniform"] = 1.0
+            samples = round_to_budget(np.ones(len(request.prompts)), budget)
+        if self.no_singletons:
+            samples = without_singletons(samples, gvm_weights(p, g, self.alpha, self.beta))
+        return Allocation(samples, acceptance_rate=p, grad_norm=g, metrics=metrics)

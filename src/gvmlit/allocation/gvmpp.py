@@ -1,129 +1,163 @@
-"""GVMPlusPlusAllocator — gvmlit's own extension of GVM (method.md §6). Not in the paper.
+"""GVMPlusPlusAllocator — gvmlit's own allocator (docs/method.md §6, docs/allocation.md). Not in the paper.
 
-GVM's stage 1 costs N′ pilot samples per prompt every iteration (as much generation as the training
-samples themselves at the default N′ = 8) and then throws them away. GVM++ amortises estimation:
+GVM spends its budget by eq. (6) of docs/method.md on statistics it re-measures with fresh pilots every
+iteration. Per *generated* sample that loses to uniform sampling (the measurements in docs/): the
+pilots double the generation, G_i grows with difficulty so the rule counts difficulty twice, and
+prompts estimated at p = 0 starve forever. GVM++ keeps GVM's aim — spend samples where they reduce
+the gradient's variance — and changes how it gets there:
 
-1. **Pilots are kept and paid from the budget.** Only prompts never seen before get N′ pilot samples;
-   they are verified, trained on like any other sample, and subtracted from the epoch's budget N.
-   *Why:* a pilot sample is a sample from the current policy; discarding it wastes generation.
+1. **Memory instead of pilots.** p_i has a Beta posterior over every sample ever drawn for the prompt
+   (pilots and main draws), a visit k epochs old weighing γ^k (``decay``), on a prior centred on the
+   acceptance rate of the epoch's prompts at their last visits, with strength ``prior_strength``
+   (empirical Bayes). Only a
+   prompt never seen gets pilots (``pilot_samples``), and they are kept for training and paid from N.
+   *Why:* pilots of a revisited prompt re-measure what the store already knows.
 
-2. **Per-prompt statistics persist across epochs.** p_i has a Beta posterior,
-   Beta(a₀ + Σ_k γ^k·accepted_k, b₀ + Σ_k γ^k·rejected_k), over every sample ever drawn for the prompt
-   (pilot and training), an observation k epochs old weighing γ^k (``decay``). p̂_i is its mean.
-   G_i is a running estimate, Ĝ ← m·Ĝ + (1−m)·G (``grad_norm_momentum``), updated from accepted
-   pilots and from up to ``grad_samples_per_prompt`` accepted training samples per epoch.
-   *Why:* a revisited prompt needs no fresh pilot; the decay forgets what the policy no longer is.
+2. **Spend only where a gradient is likely.** A group carries a gradient only if its rewards differ
+   (GRPO's advantages are all 0 otherwise; RAFT learns nothing from an all-wrong group and little
+   from an all-correct one). For each prompt GVM++ computes, under the posterior, the probability
+   π_i that the group it would get — its share s = N / prompts, pilots included — is mixed; a prompt
+   whose pilots are already mixed has π_i = 1. Prompts with π_i < ``skip_below`` are not sampled
+   this epoch and their share is not spent (``spend: save``; ``refill`` shares it among the others).
+   *Why:* a sample that carries no gradient is the most expensive kind; saving it is where
+   allocation pays per generated sample. Exploration comes from the decay: a skipped prompt's
+   evidence fades, π_i climbs back towards the prior, and the prompt is tried again.
 
-3. **Exploration.** The Beta prior keeps p̂_i > 0 even after all-rejected batches
-   (with a₀ = b₀ = 0.5 and 16 rejections, p̂ = 0.03, close to where GVM's regularised weight peaks),
-   and a prompt with no accepted sample yet gets the median Ĝ of the epoch's prompts as its G.
-   *Why:* GVM gives n_i = 0 to every p_i = 0 prompt forever, so the hardest prompts are never learned.
-
-4. **Bounds.** n_min ≤ n_i ≤ n_max per prompt, budget still exact (water filling,
-   :func:`~gvmlit.allocation.rules.bounded_allocation`).
-   *Why:* n_min ≥ 2 keeps GRPO groups non-trivial; n_max stops one prompt from taking the batch.
-
-The weights are GVM's regularised rule on (p̂_i, Ĝ_i): w_i = Ĝ_i / √(p̂_i + α / p̂_i^(β−1)).
+3. **Split by GVM's rule, without counting difficulty twice.** The sampled prompts share their budget
+   by eq. (6) on the posterior mean p̂_i with G_i = 1 (``split: gvm``; ``uniform`` gives each its
+   share), within [``min_samples``, ``max_samples``] on what a prompt gets in total (min 2: a group
+   of one has no baseline). *Why:* G_i measured on accepted samples grows with difficulty, and
+   eq. (6) already favours rarely-solved prompts through p̂_i.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
-from gvmlit.allocation.base import BudgetAllocator, PromptStats, RolloutEngine
-from gvmlit.allocation.gradnorm import ParamSlice
-from gvmlit.allocation.gvm import accepted_grad_norms
-from gvmlit.allocation.rules import bounded_allocation, gvm_weights
+from gvmlit.allocation.base import Allocation, AllocationRequest, BudgetAllocator
+from gvmlit.allocation.rules import bounded_allocation, gvm_weights, round_to_budget
+from gvmlit.errors import GvmlitError
+
+
+def beta_moment(a: np.ndarray, b: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """E[p^m] for p ~ Beta(a, b): Π_{j<m} (a + j) / (a + b + j), element-wise (m ≥ 0 integers)."""
+    a, b, power = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float), np.asarray(power, int))
+    out = np.ones(a.shape)
+    for j in range(int(power.max(initial=0))):
+        step = j < power
+        out[step] *= (a[step] + j) / (a[step] + b[step] + j)
+    return out
+
+
+def mixed_probability(a, b, accepted, pilots, group) -> np.ndarray:
+    """P(a group of ``group`` samples has both rewards) given ``pilots`` of them already drawn with
+    ``accepted`` successes, under p ~ Beta(a, b) (the posterior, pilots included)."""
+    accepted, pilots, group = (np.asarray(x) for x in (accepted, pilots, group))
+    rest = np.maximum(group - pilots, 0)
+    all_correct = np.where(pilots > 0, accepted == pilots, True)
+    all_wrong = np.where(pilots > 0, accepted == 0, True)
+    # the rest must break the pilots' unanimity (or, with no pilots, the group must not be unanimous)
+    correct_rest, wrong_rest = beta_moment(a, b, rest), beta_moment(b, a, rest)
+    p = 1.0 - np.where(all_correct, correct_rest, 0.0) - np.where(all_wrong, wrong_rest, 0.0)
+    return np.where((pilots > 0) & ~all_correct & ~all_wrong, 1.0, np.clip(p, 0.0, 1.0))
 
 
 class GVMPlusPlusAllocator(BudgetAllocator):
-    """GVM with amortised estimation (see the module docstring for the definition and the reasons).
+    """GVM with memory, sampling only where a gradient is likely (see the module docstring).
 
     Args:
-        pilot_samples: N′, pilot samples for a prompt seen for the first time (kept, paid from N).
-        alpha: α of the regularised GVM rule.
-        beta: β of the regularised GVM rule.
-        prior_accepted: a₀ of the Beta prior on p_i.
-        prior_rejected: b₀ of the Beta prior on p_i.
-        decay: γ, weight per epoch of age of an acceptance observation (1 = never forget).
-        grad_norm_momentum: m of the running estimate of G_i.
-        grad_samples_per_prompt: accepted training samples per prompt whose gradient norm updates Ĝ_i.
-        min_samples: n_min, fewest samples of a prompt in the main allocation.
-        max_samples: n_max, most samples of a prompt in the main allocation.
-        param_slice: θs for G_i: ``embedding`` or ``lm_head``.
-        grad_batch_size: sequences per batched gradient-norm pass.
+        pilot_samples: N′, pilot samples for a prompt never seen (kept, paid from N; 0 = none).
+        skip_below: τ, least probability that a prompt's group carries a gradient for it to be sampled.
+        decay: γ, weight per epoch of age of a visit's evidence (1 = never forget).
+        prior_strength: κ, pseudo-samples of the prior, centred on the last epoch's acceptance rate.
+        split: how the sampled prompts share the budget: ``gvm`` (eq. 6 on p̂, G = 1) or ``uniform``.
+        alpha: α of eq. (6).
+        beta: β of eq. (6).
+        min_samples: fewest samples a sampled prompt gets in total this epoch (pilots included).
+        max_samples: most samples a prompt gets in total this epoch (pilots included).
+        spend: ``save`` — skipped prompts' shares are not drawn; ``refill`` — the sampled prompts share them.
     """
 
     def __init__(
         self,
-        pilot_samples: int = 8,
+        pilot_samples: int = 4,
+        skip_below: float = 0.45,
+        decay: float = 0.95,
+        prior_strength: float = 1.0,
+        split: Literal["gvm", "uniform"] = "gvm",
         alpha: float = 1e-3,
         beta: float = 2.0,
-        prior_accepted: float = 0.5,
-        prior_rejected: float = 0.5,
-        decay: float = 0.5,
-        grad_norm_momentum: float = 0.5,
-        grad_samples_per_prompt: int = 2,
-        min_samples: int = 1,
-        max_samples: int = 32,
-        param_slice: ParamSlice = "embedding",
-        grad_batch_size: int = 64,
+        min_samples: int = 2,
+        max_samples: int = 24,
+        spend: Literal["save", "refill"] = "save",
     ) -> None:
-        if not 0 <= min_samples <= max_samples:
-            raise ValueError("need 0 ≤ min_samples ≤ max_samples")
-        if prior_accepted <= 0 or prior_rejected <= 0:
-            raise ValueError("the Beta prior needs prior_accepted > 0 and prior_rejected > 0")
+        if not 0 <= min_samples <= max_samples or pilot_samples < 0 or prior_strength <= 0 or not 0 <= skip_below <= 1:
+            raise GvmlitError("GVMPlusPlusAllocator needs 0 ≤ min_samples ≤ max_samples, pilot_samples ≥ 0, prior_strength > 0, 0 ≤ skip_below ≤ 1")
         self.pilot_samples = pilot_samples
+        self.skip_below = skip_below
+        self.decay = decay
+        self.prior_strength = prior_strength
+        self.split = split
         self.alpha = alpha
         self.beta = beta
-        self.prior_accepted = prior_accepted
-        self.prior_rejected = prior_rejected
-        self.decay = decay
-        self.grad_norm_momentum = grad_norm_momentum
-        self.grad_samples_per_prompt = grad_samples_per_prompt
         self.min_samples = min_samples
         self.max_samples = max_samples
-        self.param_slice = param_slice
-        self.grad_batch_size = grad_batch_size
+        self.spend = spend
+        self._center = 0.5
 
-    def estimate(self, prompts, engine: RolloutEngine) -> PromptStats:
-        store = engine.store
-        new = [i for i, p in enumerate(prompts) if p.uid not in store]
-        pilot = [[] for _ in prompts]
-        if new and self.pilot_samples > 0:
-            drawn = engine.sample([prompts[i] for i in new], [self.pilot_samples] * len(new), purpose="pilot")
-            for i, group in zip(new, drawn):
-                pilot[i] = group
-            self._update_grad_norms([prompts[i] for i in new], drawn, engine, limit=None)
-        posterior = [store.posterior(p.uid, engine.epoch, self.prior_accepted, self.prior_rejected, self.decay) for p in prompts]
-        p_hat = np.array([a / (a + b) for a, b in posterior])
-        known = np.array([store.get(p.uid).grad_norm or 0.0 for p in prompts])
-        fallback = float(np.median(known[known > 0])) if (known > 0).any() else 1.0
-        g_hat = np.where(known > 0, known, fallback)
-        return PromptStats(
-            uids=[p.uid for p in prompts],
-            acceptance_rate=p_hat,
-            grad_norm=g_hat,
-            pilot=pilot,
-            budget_spent=sum(len(g) for g in pilot),
-            extra={"new_prompts": len(new), "grad_norm_imputed": int((known <= 0).sum())},
-        )
+    def plan_pilots(self, prompts, store, epoch) -> list[int]:
+        return [0 if p.uid in store else self.pilot_samples for p in prompts]
 
-    def allocate(self, stats: PromptStats, budget: int) -> np.ndarray:
-        count = len(stats.uids)
+    def allocate(self, request: AllocationRequest) -> Allocation:
+        prompts, store, epoch = request.prompts, request.store, request.epoch
+        count = len(prompts)
         if count == 0:
-            return np.zeros(0, dtype=np.int64)
-        budget = max(budget, 0)
-        lower = min(self.min_samples, budget // count)
-        upper = max(self.max_samples, -(-budget // count))  # the budget must fit under the caps
-        weights = gvm_weights(stats.acceptance_rate, stats.grad_norm, self.alpha, self.beta)
-        return bounded_allocation(weights, budget, lower, upper)
+            return Allocation(np.zeros(0, dtype=np.int64))
+        center = self._population_rate(request)
+        prior = (self.prior_strength * center, self.prior_strength * (1.0 - center))
+        posterior = np.array([store.beta_posterior(p.uid, epoch, *prior, self.decay) for p in prompts])
+        a, b = posterior[:, 0], posterior[:, 1]
+        p_hat = a / (a + b)
+        pilots = request.pilot_counts
+        accepted = np.array([sum(ok) for ok in request.pilot_accepted])
+        share = round_to_budget(np.ones(count), request.budget)  # s_i: each prompt's share of N, pilots included
+        mixed = mixed_probability(a, b, accepted, pilots, np.maximum(share, pilots))
+        sampled = mixed >= self.skip_below
+        totals = pilots.copy()
+        budget = int(share[sampled].sum()) if self.spend == "save" else request.budget - int(pilots[~sampled].sum())
+        if sampled.any() and budget > int(pilots[sampled].sum()):
+            weights = gvm_weights(p_hat[sampled], np.ones(sampled.sum()), self.alpha, self.beta) if self.split == "gvm" else np.ones(sampled.sum())
+            lower = np.maximum(min(self.min_samples, budget // sampled.sum()), pilots[sampled])
+            upper = np.maximum(max(self.max_samples, -(-budget // sampled.sum())), pilots[sampled])
+            if lower.sum() > budget:
+                lower = pilots[sampled]
+            totals[sampled] = bounded_allocation(weights, budget, lower, upper)
+        samples = totals - pilots
+        metrics = {
+            "skipped_prompts": float((~sampled).mean()),
+            "new_prompts": float((pilots > 0).sum()),
+            "population_acceptance": center,
+            "mean_mixed_probability": float(mixed.mean()),
+        }
+        return Allocation(samples.astype(np.int64), acceptance_rate=p_hat, metrics=metrics, histograms={"mixed_probability": mixed})
 
-    def observe(self, prompts, groups, engine: RolloutEngine) -> None:
-        self._update_grad_norms(prompts, groups, engine, limit=self.grad_samples_per_prompt)
+    def _population_rate(self, request: AllocationRequest) -> float:
+        """The prior's centre: acceptance over the epoch's prompts' most recent visits (this epoch's
+        pilots for new prompts); the last centre, or 0.5, when nothing is known."""
+        accepted = samples = 0
+        for prompt in request.prompts:
+            history = request.store.history(prompt.uid)
+            epochs = history.epochs()
+            for visit in history.in_epoch(epochs[-1]) if epochs else []:
+                accepted, samples = accepted + visit.accepted, samples + visit.samples
+        if samples:
+            self._center = float(np.clip(accepted / samples, 0.02, 0.98))
+        return self._center
 
-    def _update_grad_norms(self, prompts, groups, engine: RolloutEngine, limit: int | None) -> None:
-        norms = accepted_grad_norms(prompts, groups, engine, self.param_slice, self.grad_batch_size, limit)
-        for prompt, value in zip(prompts, norms):
-            if value is not None:
-                engine.store.record_grad_norm(prompt.uid, value, self.grad_norm_momentum)
+    def state_dict(self) -> dict:
+        return {"center": self._center}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._center = float(state.get("center", 0.5))

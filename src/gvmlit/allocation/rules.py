@@ -1,4 +1,4 @@
-"""Allocation rules as pure functions of per-prompt statistics (method.md §2–3)."""
+"""Allocation rules as pure functions of per-prompt statistics (docs/method.md §2–3)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def round_to_budget(weights: np.ndarray, budget: int) -> np.ndarray:
 
 
 def gvm_weights(acceptance_rate: np.ndarray, grad_norm: np.ndarray, alpha: float = 1e-3, beta: float = 2.0) -> np.ndarray:
-    """GVM's allocation weights (paper eq. 7, Proposition 1; method.md §2):
+    """GVM's allocation weights (docs/method.md eq. 6; the paper's eq. 7, Proposition 1):
 
         w_i = G_i / √(p_i + α / p_i^(β−1))
 
@@ -57,7 +57,7 @@ def gvm_allocation(
     max_acceptance: float | None = None,
     min_expected_accepted: float | None = None,
 ) -> np.ndarray:
-    """GVM stage 2 (method.md §3): n_i = N·w_i/Σw rounded so that Σ n_i = N exactly.
+    """GVM stage 2 (docs/method.md §3, eq. 6): n_i = N·w_i/Σw rounded so that Σ n_i = N exactly.
 
     Optional filters (off by default, as in the reference code): ``max_acceptance`` drops prompts with
     p_i above it (too easy); ``min_expected_accepted`` drops prompts whose expected accepted count
@@ -118,4 +118,59 @@ def bounded_allocation(weights: np.ndarray, budget: int, lower: np.ndarray | int
         fraction = np.where(counts < upper, ideal - counts, -np.inf)
         order = np.lexsort((np.arange(size), -fraction))
         counts[order[:leftover]] += 1
+    return counts
+
+
+def knapsack_value(samples: np.ndarray | int, acceptance_rate: np.ndarray | float) -> np.ndarray:
+    """Knapsack RL's value of giving a prompt n samples at success rate p (docs/method.md eq. 12):
+
+        V(n, p) = [1 − p^n − (1 − p)^n] · p (1 − p)²
+
+    the probability that a GRPO group of n is neither all correct nor all wrong, times an information
+    gain. V(0, p) = V(1, p) = 0; V(·, 0) = V(·, 1) = 0.
+    """
+    n = np.asarray(samples, dtype=np.float64)
+    p = np.asarray(acceptance_rate, dtype=np.float64)
+    return (1.0 - p**n - (1.0 - p) ** n) * p * (1.0 - p) ** 2
+
+
+def greedy_knapsack(value, count: int, budget: int, lower: np.ndarray | int, upper: np.ndarray | int) -> np.ndarray:
+    """Integers lower_i ≤ n_i ≤ upper_i with Σ n_i ≤ budget maximising Σ_i value_i(n_i), by repeatedly
+    giving samples to the item whose value grows most: two at a time from 0 (a group of one is worth
+    nothing in GRPO), then one at a time — optimal when each value is concave from n = 2 on, as Knapsack
+    RL's is. Items whose next step adds nothing get nothing; the budget is then not fully spent.
+    ``value(n)`` maps an array of counts [count] to an array of values.
+    """
+    lower = np.broadcast_to(np.asarray(lower, dtype=np.int64), (count,)).copy()
+    upper = np.broadcast_to(np.asarray(upper, dtype=np.int64), (count,)).copy()
+    counts = lower.copy()
+    left = budget - int(counts.sum())
+    if left < 0:
+        raise ValueError(f"budget {budget} is below Σ lower = {counts.sum()}")
+    while left >= 1:
+        size = np.minimum(np.where(counts == 0, 2, 1), np.minimum(left, upper - counts))
+        gains = np.where(size > 0, value(counts + size) - value(counts), -np.inf)
+        best = int(np.argmax(gains))  # ties → the lowest index
+        if not gains[best] > 0:
+            break
+        counts[best] += size[best]
+        left -= int(size[best])
+    return counts
+
+
+def without_singletons(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The same total with no prompt at exactly one sample (a GRPO group of one has no baseline and
+    is dropped): singletons are paired up by weight — the heavier of two gets both samples — and a
+    last unpaired one gives its sample to the heaviest prompt that has two or more."""
+    counts = np.asarray(counts, dtype=np.int64).copy()
+    weights = np.asarray(weights, dtype=np.float64)
+    singles = [int(i) for i in np.argsort(-weights, kind="stable") if counts[i] == 1]
+    for heavy, light in zip(singles[0::2], singles[1::2]):
+        counts[heavy], counts[light] = 2, 0
+    if len(singles) % 2:
+        last = singles[-1]
+        receivers = np.flatnonzero(counts >= 2)
+        if receivers.size:
+            counts[last] = 0
+            counts[receivers[np.argmax(weights[receivers])]] += 1
     return counts

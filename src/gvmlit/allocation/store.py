@@ -1,80 +1,151 @@
-"""Per-prompt statistics that persist across epochs, owned by the data side and checkpointed with it.
+"""PromptStatsStore: what has been observed of every prompt so far, across epochs (docs/allocation.md).
 
-For every prompt seen so far: its acceptance history (epoch, samples, accepted), the samples and
-tokens spent on it, and a running estimate of its gradient norm G_i. GVM++ reads its Beta posterior
-for p_i and its G_i estimate from here; every allocator's spending is recorded here.
+The learner records every scored batch of samples of a prompt here — pilot and training draws alike —
+and every gradient norm an allocator asked for. Allocators only *read* it: each turns the observations
+into its own estimates (GVM: this epoch's pilots; GVM++: a decayed Beta posterior and a running G;
+Knapsack: the last visit's success rate; GRESO: the streak of zero-variance visits). Any allocator,
+built in or a plugin, can use it the same way. It is saved in the learner's checkpoint.
+
+The symbols of docs/method.md: a prompt's acceptance rate p_i is estimated from ``accepted / samples``
+of its visits, its gradient norm G_i from the recorded ``GradNormObservation`` means.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+SamplePurpose = Literal["pilot", "train"]
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One scored batch of samples of one prompt.
+
+    Attributes:
+        epoch: the epoch (EM iteration) it was drawn in.
+        purpose: ``pilot`` (allocation estimate) or ``train`` (the main draw).
+        samples, accepted, tokens: how many were drawn, how many reached the acceptance threshold,
+            and their response tokens.
+        reward_min, reward_max: the range of the rewards (equal: the batch carries no GRPO signal).
+    """
+
+    epoch: int
+    purpose: SamplePurpose
+    samples: int
+    accepted: int
+    tokens: int
+    reward_min: float
+    reward_max: float
+
+
+@dataclass(frozen=True)
+class GradNormObservation:
+    """Mean ‖∇_θs (−log π(y|x))‖₂ over ``count`` accepted samples of one prompt, measured in ``epoch``."""
+
+    epoch: int
+    purpose: SamplePurpose
+    mean: float
+    count: int
 
 
 @dataclass
-class PromptRecordStats:
-    history: list[tuple[int, int, int]] = field(default_factory=list)  # (epoch, samples, accepted)
-    samples: int = 0
-    tokens: int = 0
-    grad_norm: float | None = None
-    grad_norm_updates: int = 0
+class PromptHistory:
+    """Everything observed of one prompt, oldest first."""
+
+    visits: list[Visit] = field(default_factory=list)
+    grad_norms: list[GradNormObservation] = field(default_factory=list)
+
+    @property
+    def samples(self) -> int:
+        return sum(v.samples for v in self.visits)
+
+    @property
+    def tokens(self) -> int:
+        return sum(v.tokens for v in self.visits)
+
+    def in_epoch(self, epoch: int, purpose: SamplePurpose | None = None) -> list[Visit]:
+        return [v for v in self.visits if v.epoch == epoch and (purpose is None or v.purpose == purpose)]
+
+    def epochs(self) -> list[int]:
+        """The epochs in which the prompt was sampled, in order."""
+        return sorted({v.epoch for v in self.visits})
 
 
 class PromptStatsStore:
-    """A dictionary uid → statistics, with the posterior and running-estimate rules GVM++ uses."""
+    """uid → :class:`PromptHistory`, with the few estimates several allocators share."""
 
     def __init__(self) -> None:
-        self.prompts: dict[str, PromptRecordStats] = {}
+        self.prompts: dict[str, PromptHistory] = {}
 
     def __contains__(self, uid: str) -> bool:
-        return uid in self.prompts and bool(self.prompts[uid].history)
+        return uid in self.prompts and bool(self.prompts[uid].visits)
 
-    def get(self, uid: str) -> PromptRecordStats:
-        return self.prompts.setdefault(uid, PromptRecordStats())
+    def __len__(self) -> int:
+        return len(self.prompts)
 
-    def record_samples(self, uid: str, epoch: int, samples: int, accepted: int, tokens: int) -> None:
-        if samples == 0:
-            return
-        entry = self.get(uid)
-        entry.history.append((epoch, samples, accepted))
-        entry.samples += samples
-        entry.tokens += tokens
+    def history(self, uid: str) -> PromptHistory:
+        """The prompt's history (empty for a prompt never seen; not stored until something is recorded)."""
+        return self.prompts.get(uid, PromptHistory())
 
-    def record_grad_norm(self, uid: str, value: float, momentum: float) -> None:
-        """Running estimate: the first observation is taken as is, later ones as Ĝ ← m·Ĝ + (1−m)·G."""
-        entry = self.get(uid)
-        entry.grad_norm = value if entry.grad_norm is None else momentum * entry.grad_norm + (1 - momentum) * value
-        entry.grad_norm_updates += 1
+    # ------------------------------------------------------------------ recording (the learner)
+    def record_visit(self, uid: str, visit: Visit) -> None:
+        if visit.samples > 0:
+            self.prompts.setdefault(uid, PromptHistory()).visits.append(visit)
 
-    def posterior(self, uid: str, epoch: int, prior_accepted: float, prior_rejected: float, decay: float) -> tuple[float, float]:
-        """Beta(a, b) posterior of p_i; an observation made k epochs ago counts with weight decay^k
-        (the policy moves, so old acceptance counts go stale)."""
+    def record_grad_norms(self, uid: str, observation: GradNormObservation) -> None:
+        if observation.count > 0:
+            self.prompts.setdefault(uid, PromptHistory()).grad_norms.append(observation)
+
+    # ------------------------------------------------------------------ shared estimates (allocators)
+    def beta_posterior(self, uid: str, epoch: int, prior_accepted: float, prior_rejected: float, decay: float) -> tuple[float, float]:
+        """Beta(a, b) posterior of p_i over every visit; a visit made k epochs before ``epoch`` weighs
+        decay^k (the policy moves, so old acceptance counts go stale)."""
         a, b = prior_accepted, prior_rejected
-        for seen_epoch, samples, accepted in self.get(uid).history if uid in self.prompts else []:
-            weight = decay ** max(epoch - seen_epoch, 0)
-            a += weight * accepted
-            b += weight * (samples - accepted)
+        for visit in self.history(uid).visits:
+            weight = decay ** max(epoch - visit.epoch, 0)
+            a += weight * visit.accepted
+            b += weight * (visit.samples - visit.accepted)
         return a, b
 
+    def last_acceptance_rate(self, uid: str) -> float | None:
+        """accepted / samples over the prompt's most recent epoch of visits (None if never sampled)."""
+        epochs = self.history(uid).epochs()
+        if not epochs:
+            return None
+        visits = self.history(uid).in_epoch(epochs[-1])
+        return sum(v.accepted for v in visits) / sum(v.samples for v in visits)
+
+    def grad_norm_average(self, uid: str, momentum: float) -> float | None:
+        """Running estimate of G_i over its observations: the first taken as is, then Ĝ ← m·Ĝ + (1−m)·G."""
+        estimate = None
+        for observation in self.history(uid).grad_norms:
+            estimate = observation.mean if estimate is None else momentum * estimate + (1 - momentum) * observation.mean
+        return estimate
+
+    def zero_variance_streak(self, uid: str) -> int:
+        """How many of the prompt's most recent visited epochs in a row gave all-equal rewards (≥ 2 samples)."""
+        history, streak = self.history(uid), 0
+        for epoch in reversed(history.epochs()):
+            visits = history.in_epoch(epoch)
+            if sum(v.samples for v in visits) < 2 or min(v.reward_min for v in visits) != max(v.reward_max for v in visits):
+                break
+            streak += 1
+        return streak
+
+    def mean_response_tokens(self, uid: str) -> float | None:
+        history = self.history(uid)
+        return history.tokens / history.samples if history.samples else None
+
+    # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
         return {
-            uid: {
-                "history": [list(h) for h in s.history],
-                "samples": s.samples,
-                "tokens": s.tokens,
-                "grad_norm": s.grad_norm,
-                "grad_norm_updates": s.grad_norm_updates,
-            }
-            for uid, s in self.prompts.items()
+            uid: {"visits": [asdict(v) for v in h.visits], "grad_norms": [asdict(g) for g in h.grad_norms]}
+            for uid, h in self.prompts.items()
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.prompts = {
-            uid: PromptRecordStats(
-                history=[tuple(h) for h in s["history"]],
-                samples=s["samples"],
-                tokens=s["tokens"],
-                grad_norm=s["grad_norm"],
-                grad_norm_updates=s["grad_norm_updates"],
-            )
-            for uid, s in state.items()
+            uid: PromptHistory([Visit(**v) for v in h["visits"]], [GradNormObservation(**g) for g in h["grad_norms"]])
+            for uid, h in state.items()
         }

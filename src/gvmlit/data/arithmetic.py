@@ -19,8 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from gvmlit.data.records import PromptRecord
-from gvmlit.data.sources import PromptSource
+from gvmlit.data.generated import GeneratedTask
 
 #: (number of terms, digits per term) for each difficulty level, easiest first.
 DEFAULT_LEVELS: tuple[tuple[int, int], ...] = ((2, 1), (3, 1), (2, 2), (4, 1), (3, 2), (5, 2))
@@ -45,7 +44,7 @@ def render_solution(operands: Sequence[int]) -> str:
     return ";".join(steps) + f";#### {terms[0]}"
 
 
-class ArithmeticTask(PromptSource):
+class ArithmeticTask(GeneratedTask):
     """Built-in multi-term addition problems with graded difficulty (no download).
 
     Train and validation problems come from disjoint seeds and never share a problem string.
@@ -57,6 +56,8 @@ class ArithmeticTask(PromptSource):
         seed: generator seed; the same seed gives the same problems on every machine.
     """
 
+    name = "arith"
+
     def __init__(
         self,
         num_train: int = 2000,
@@ -64,49 +65,9 @@ class ArithmeticTask(PromptSource):
         levels: list[tuple[int, int]] | None = None,
         seed: int = 0,
     ) -> None:
-        self.num_train = num_train
-        self.num_val = num_val
         self.levels = [tuple(level) for level in (levels or DEFAULT_LEVELS)]
-        self.seed = seed
-        val = self._generate(num_val, split="val", exclude=set())
-        train = self._generate(num_train, split="train", exclude={r.problem for r in val})
-        self._splits = {"train": train, "val": val}
+        super().__init__(num_train=num_train, num_val=num_val, num_levels=len(self.levels), seed=seed)
 
-    def _generate(self, count: int, split: str, exclude: set[str]) -> list[PromptRecord]:
-        """``count`` distinct problems, cycling through the levels; a level with no fresh problem left
-        (e.g. the 100 one-digit pairs) is skipped from then on."""
-        rng = random.Random(f"gvmlit-arith-{split}-{self.seed}")
-        records: list[PromptRecord] = []
-        seen = set(exclude)
-        open_levels = list(range(len(self.levels)))
-        turn = 0
-        while len(records) < count:
-            if not open_levels:
-                raise ValueError(f"cannot draw {count} distinct {split} problems from levels {self.levels}")
-            level = open_levels[turn % len(open_levels)]
-            for _ in range(200):
-                operands = make_problem(rng, *self.levels[level])
-                problem = render_problem(operands)
-                if problem not in seen:
-                    break
-            else:
-                open_levels.remove(level)
-                continue
-            turn += 1
-            seen.add(problem)
-            records.append(
-                PromptRecord(
-                    uid=f"arith-{split}-{len(records)}",
-                    problem=problem,
-                    answer=str(sum(operands)),
-                    meta={"level": level + 1, "solution": render_solution(operands)},
-                )
-            )
-        return records
-
-    def records(self, split: str) -> list[PromptRecord]:
-        if split == "test":  # the held-out split serves both validation and test
-            split = "val"
-        if split not in self._splits:
-            raise ValueError(f"ArithmeticTask has splits 'train', 'val' and 'test', not {split!r}")
-        return self._splits[split]
+    def make(self, rng: random.Random, level: int) -> tuple[str, str, str]:
+        operands = make_problem(rng, *self.levels[level])
+        return render_problem(operands), str(sum(operands)), render_solution(operands)

@@ -8,11 +8,17 @@ by ``class_path``: the built-in :class:`~gvmlit.data.arithmetic.ArithmeticTask`,
 from __future__ import annotations
 
 import json
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from gvmlit.data.records import PromptRecord
+from jsonargparse.typing import path_type
+
 from gvmlit.errors import GvmlitError
+from gvmlit.records import PromptRecord
+
+#: a readable file; in a recipe a relative path is resolved relative to the recipe file
+InputFile = path_type("fr")
 
 
 class PromptSource(ABC):
@@ -23,17 +29,21 @@ class PromptSource(ABC):
         """The records of ``split`` (``"train"``, ``"val"`` or ``"test"``), in a fixed order."""
 
 
-def read_jsonl(path: str | Path, problem_key: str = "problem", answer_key: str = "answer") -> list[PromptRecord]:
+def read_jsonl(path: str | os.PathLike, problem_key: str = "problem", answer_key: str = "answer") -> list[PromptRecord]:
     """Read problems from a JSON-lines file; a bad row raises an error naming the file and row."""
-    path = Path(path)
+    path = Path(os.fspath(path))
     if not path.is_file():
         raise GvmlitError(f"prompt file {str(path)!r} does not exist")
     records = []
-    with path.open(encoding="utf-8") as f:
-        for row_number, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for row_number, raw in enumerate(f, start=1):
+            where = f"{path}:{row_number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise GvmlitError(f"{where}: not UTF-8 text (byte {err.start + 1} of the row is {raw[err.start:err.start + 1]!r})") from None
             if not line.strip():
                 continue
-            where = f"{path}:{row_number}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
@@ -58,7 +68,7 @@ class JsonlPrompts(PromptSource):
     """Problems from local JSON-lines files (one object per line).
 
     Args:
-        train_file: training prompts.
+        train_file: training prompts (in a recipe: relative to the recipe file).
         val_file: held-out prompts for validation; defaults to none (validation is skipped).
         test_file: prompts for ``gvmlit test``; defaults to ``val_file``.
         problem_key: field holding the problem text.
@@ -67,9 +77,9 @@ class JsonlPrompts(PromptSource):
 
     def __init__(
         self,
-        train_file: str | None = None,
-        val_file: str | None = None,
-        test_file: str | None = None,
+        train_file: InputFile | None = None,
+        val_file: InputFile | None = None,
+        test_file: InputFile | None = None,
         problem_key: str = "problem",
         answer_key: str = "answer",
     ) -> None:
@@ -94,14 +104,15 @@ class BenchmarkFiles(PromptSource):
     the union of all files, ``train`` is empty.
 
     Args:
-        files: benchmark name → file, e.g. ``{math500: data/math500.jsonl, aime24: data/aime24.jsonl}``.
+        files: benchmark name → file, e.g. ``{math500: data/math500.jsonl, aime24: data/aime24.jsonl}``
+            (in a recipe: relative to the recipe file).
         problem_key: field holding the problem text.
         answer_key: field holding the reference answer.
         limit: keep only the first ``limit`` problems of each file (quick checks).
     """
 
     def __init__(
-        self, files: dict[str, str], problem_key: str = "problem", answer_key: str = "answer", limit: int | None = None
+        self, files: dict[str, InputFile], problem_key: str = "problem", answer_key: str = "answer", limit: int | None = None
     ) -> None:
         if not files:
             raise GvmlitError("BenchmarkFiles needs at least one benchmark file")

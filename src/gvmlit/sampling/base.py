@@ -2,34 +2,18 @@
 
 Requests are *ragged*: a list of prompts with a count n_i each, which may differ per prompt and may
 be 0 (the allocator decides). Every sampler returns exactly n_i :class:`Completion` objects for prompt
-i and counts what it generated (``samples_generated``, ``tokens_generated``) so budgets are honest.
+i (the one completion type, :mod:`gvmlit.records`); the learner's collector counts them.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-
-@dataclass
-class Completion:
-    """One sampled response.
-
-    Attributes:
-        token_ids: response tokens, ending with EOS when the model stopped by itself.
-        text: the decoded response without special tokens.
-        logprobs: per-token log-probabilities under the sampling distribution (logits / temperature,
-            before top-p truncation), one per token in ``token_ids``.
-        finish_reason: ``"stop"`` (EOS generated) or ``"length"`` (hit ``max_new_tokens``).
-    """
-
-    token_ids: list[int]
-    text: str
-    logprobs: list[float]
-    finish_reason: str
+from gvmlit.errors import GvmlitError
+from gvmlit.records import Completion
 
 
 class Sampler(ABC):
@@ -46,15 +30,15 @@ class Sampler(ABC):
     accepts_sharded_policy: bool = False
 
     def __init__(self, temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 64) -> None:
+        if max_new_tokens < 1:
+            raise GvmlitError(f"sampler.max_new_tokens must be ≥ 1, got {max_new_tokens}")
         if temperature <= 0:
-            raise ValueError("temperature must be > 0 (use greedy=True for argmax decoding)")
+            raise GvmlitError(f"sampler.temperature must be > 0, got {temperature} (greedy decoding is chosen per call)")
         if not 0 < top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
+            raise GvmlitError(f"sampler.top_p must be in (0, 1], got {top_p}")
         self.temperature = temperature
         self.top_p = top_p
         self.max_new_tokens = max_new_tokens
-        self.samples_generated = 0
-        self.tokens_generated = 0
 
     def prepare(self, policy: PreTrainedModel) -> None:
         """Called on every rank before each ``generate`` with the policy's current weights (engines sync
@@ -103,13 +87,4 @@ class Sampler(ABC):
                 if len(completions) != num_samples[i]:
                     raise RuntimeError(f"sampler returned {len(completions)} completions, asked {num_samples[i]}")
                 results[i] = completions
-        self.samples_generated += sum(len(c) for c in results)
-        self.tokens_generated += sum(len(x.token_ids) for c in results for x in c)
         return results
-
-    def state_dict(self) -> dict:
-        return {"samples_generated": self.samples_generated, "tokens_generated": self.tokens_generated}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.samples_generated = int(state["samples_generated"])
-        self.tokens_generated = int(state["tokens_generated"])

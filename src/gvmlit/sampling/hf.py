@@ -64,7 +64,7 @@ class HFSampler(Sampler):
                         raise
                     raise GvmlitError(
                         f"HFSampler ran out of memory generating {len(rows)} sequences of up to {self.max_new_tokens} "
-                        f"new tokens: lower data.sampler.init_args.batch_size (now {self.batch_size}) or "
+                        f"new tokens: lower model.sampler.init_args.batch_size (now {self.batch_size}) or "
                         f"max_new_tokens, or free memory for generation"
                     ) from err
                 for i, completion in zip(rows, batch):

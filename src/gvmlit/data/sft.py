@@ -1,0 +1,46 @@
+"""DemonstrationDataModule: (prompt, demonstration) pairs for supervised fine-tuning (the warm start π0).
+
+The demonstration of a record is ``record.meta[solution_key]`` (``"solution"`` by default — the
+built-in ``ArithmeticTask`` and any JSON-lines file with a ``solution`` field provide it), followed by
+EOS. Prompts, splits and evaluation are the :class:`RolloutDataModule`'s, so SFT and RL curves are
+comparable.
+"""
+
+from __future__ import annotations
+
+from torch.utils.data import DataLoader
+
+from gvmlit.data.rollout import RolloutDataModule
+from gvmlit.errors import GvmlitError
+from gvmlit.parallel import rank_rollouts
+from gvmlit.records import Rollout
+
+
+class DemonstrationDataModule(RolloutDataModule):
+    """Serves the training split's demonstrations, ``prompts_per_epoch`` of them per epoch.
+
+    Args:
+        solution_key: the record field (``record.meta``) holding the demonstration.
+        **kwargs: the arguments of ``RolloutDataModule``.
+    """
+
+    def __init__(self, solution_key: str = "solution", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.solution_key = solution_key
+
+    def train_dataloader(self) -> DataLoader:
+        tokenizer, epoch = self._tokenizer, self.epoch
+        rollouts = []
+        for group, prompt in enumerate(self.epoch_prompts(epoch)):
+            solution = prompt.record.meta.get(self.solution_key)
+            if not solution:
+                where = prompt.record.meta.get("source", prompt.record.uid)
+                raise GvmlitError(f"training record {where} has no {self.solution_key!r} demonstration (data.solution_key)")
+            response = tokenizer(solution, add_special_tokens=False)["input_ids"]
+            if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in response:
+                where = prompt.record.meta.get("source", prompt.record.uid)
+                raise GvmlitError(f"the demonstration of {where} has characters the tokenizer does not know: {solution!r}")
+            response.append(tokenizer.eos_token_id)
+            rollouts.append(Rollout(prompt.token_ids, response, 1.0, 1.0, group))
+        mine, _ = rank_rollouts(rollouts)  # under several processes, this rank's token-balanced part
+        return self.batches(mine, epoch)
