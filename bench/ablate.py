@@ -40,7 +40,7 @@ REGIMES = {
         "revisit": "never (64 new prompts a step from 2 000)",
     },
     "noise_bound": {
-        "epochs": 16,
+        "epochs": 12,
         "levels": [0.45, 0.5],
         "overrides": [
             "--data.init_args.prompts_per_epoch=16", "--data.init_args.batch_size=16", "--data.init_args.update_epochs=4",
@@ -49,7 +49,7 @@ REGIMES = {
         "revisit": "every 4 epochs (16 a step from 64)",
     },
     "math_like": {
-        "epochs": 12,
+        "epochs": 10,
         "levels": [0.36, 0.39],
         "overrides": [
             "--data.init_args.source.init_args.num_train=192", "--data.init_args.source.init_args.levels=[[2,1],[3,1],[2,2],[3,2],[3,3],[4,3]]",
