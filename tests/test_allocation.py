@@ -133,7 +133,10 @@ def test_bounded_allocation_respects_bounds_and_budget():
 
 
 def test_mixed_probability_under_a_beta_posterior():
-    from gvmlit.allocation.gvmpp import beta_moment, mixed_probability
+    from gvmlit.allocation.gvmpp import beta_moment, useful_probability
+
+    def mixed_probability(*args):
+        return useful_probability(*args, "mixed")
 
     # Beta(1, 1): E[p^m] = 1 / (m + 1)
     assert beta_moment(1.0, 1.0, np.array([0, 1, 3])).tolist() == pytest.approx([1.0, 0.5, 0.25])
@@ -142,6 +145,10 @@ def test_mixed_probability_under_a_beta_posterior():
     # pilots already mixed: certain; all-correct pilots (3 of 3) and 5 more: they must hold a failure
     assert mixed_probability(4.0, 1.0, 2, 3, 8) == 1.0
     assert mixed_probability(4.0, 1.0, 3, 3, 8) == pytest.approx(1.0 - beta_moment(4.0, 1.0, np.array(5)))
+    # RAFT needs one success: all-correct pilots already have it; all-wrong ones need it from the rest
+    assert useful_probability(1.0, 4.0, 3, 3, 8, "accepted") == 1.0
+    assert useful_probability(1.0, 4.0, 0, 3, 8, "accepted") == pytest.approx(1.0 - beta_moment(4.0, 1.0, np.array(5)))
+    assert useful_probability(1.0, 1.0, 0, 0, 4, "accepted") == pytest.approx(0.8)  # 1 − E[(1−p)^4] = 1 − 1/5
 
 
 def test_gvmpp_skips_prompts_unlikely_to_carry_a_gradient_and_bounds_the_totals():

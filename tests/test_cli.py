@@ -95,3 +95,13 @@ def test_allocator_presets_are_the_class_defaults(preset):
     defaults = {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items() if v.default is not inspect.Parameter.empty}
     for key, value in (config.get("init_args") or {}).items():
         assert defaults.get(key) == value, f"{preset.name}: {key}={value!r} but {name} defaults to {defaults.get(key)!r}"
+
+
+def test_help_with_a_recipe_lists_every_components_keys(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    run_cli("fit", "--config", "recipes/cpu/grpo_gvm.yaml", "--help")
+    out = capsys.readouterr().out
+    for key in ("--trainer.max_epochs", "--model.lr", "--model.samples_per_prompt", "--allocator.pilot_samples",
+                "--sampler.max_new_tokens", "--data.prompts_per_epoch", "--source.num_train"):  # fmt: skip
+        assert key in out, key
+    assert "=== model.init_args.allocator: gvmlit.allocation.GVMAllocator" in out

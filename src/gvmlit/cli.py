@@ -122,7 +122,13 @@ class GVMLitCLI(LightningCLI):
     """LightningCLI with gvmlit's defaults: a rollout dataset rebuilt every epoch, omegaconf ``${}``."""
 
     def __init__(self, args=None, run: bool = True) -> None:
-        parser_kwargs: dict = {name: {"parser_mode": "omegaconf"} for name in SUBCOMMANDS}
+        epilog = (
+            "Each component's own keys: with a recipe, gvmlit fit --config RECIPE --help lists them after this; "
+            "or ask for one class: --model.help gvmlit.algorithms.GRPO, --data.help gvmlit.data.RolloutDataModule, "
+            "--model.init_args.allocator.help gvmlit.allocation.GVMPlusPlusAllocator, "
+            "--model.init_args.sampler.help gvmlit.sampling.HFSampler, --model.init_args.verifier.help gvmlit.verifiers.MathVerifier."
+        )
+        parser_kwargs: dict = {name: {"parser_mode": "omegaconf", "epilog": epilog} for name in SUBCOMMANDS}
         parser_kwargs["description"] = (
             "Train and evaluate reasoners with RAFT, RAFT++ or GRPO and per-prompt budget allocation. "
             "Subcommands: fit | validate | test --config RECIPE (see `gvmlit fit --help` for every key); "
@@ -225,6 +231,47 @@ class GVMLitCLI(LightningCLI):
         return {name: spec for name, spec in super().subcommands().items() if name in SUBCOMMANDS}
 
 
+def recipe_components(argv: list[str]) -> dict[str, str]:
+    """The class of each component the recipes on the command line choose (later files win):
+    ``{"model": "gvmlit.algorithms.GRPO", "model.init_args.allocator": …, "data": …}``."""
+    import yaml
+
+    def class_of(value, base: Path) -> str | None:
+        if isinstance(value, dict):
+            return value.get("class_path")
+        if isinstance(value, str) and value.endswith((".yaml", ".yml")) and (base / value).is_file():
+            return (yaml.safe_load((base / value).read_text()) or {}).get("class_path")
+        return value if isinstance(value, str) and "." in value else None
+
+    found: dict[str, str] = {}
+    for name in [b for a, b in zip(argv, argv[1:]) if a in ("-c", "--config")]:
+        recipe = yaml.safe_load(Path(name).read_text()) or {}
+        for section in ("model", "data"):
+            block = recipe.get(section) or {}
+            if cls := class_of(block, Path(name).parent):
+                found[section] = cls
+            for key, value in (block.get("init_args") or {}).items() if isinstance(block, dict) else []:
+                if key in ("sampler", "verifier", "allocator", "eval_sampler", "policy", "source", "eval_source") and (cls := class_of(value, Path(name).parent)):
+                    found[f"{section}.init_args.{key}"] = cls
+    return found
+
+
+def help_with_components(argv: list[str]) -> None:
+    """``--help``, then, with a recipe, the keys of each component it chooses."""
+    subcommand = argv[0]
+    try:
+        GVMLitCLI(args=[a for a in argv if a not in ("-h", "--help")][:1] + ["--help"])
+    except SystemExit:
+        pass
+    configs = [x for a, b in zip(argv, argv[1:]) if a in ("-c", "--config") for x in ("--config", b)]
+    for key, cls in recipe_components(argv).items():
+        print(f"\n=== {key}: {cls} (set with --{key}.init_args.KEY or in the recipe) ===", flush=True)
+        try:
+            GVMLitCLI(args=[subcommand, *configs, f"--{key}.help", cls])
+        except SystemExit:
+            pass
+
+
 def _discard_empty_runs() -> None:
     """Remove the run directories this process created if the run failed before saving a checkpoint
     or logging a single scalar (a failed run otherwise leaves an empty ``version_N`` behind)."""
@@ -261,6 +308,7 @@ def _configure_logging() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "💡 Tip" not in record.getMessage())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")  # a resumed run's own
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
     logger = logging.getLogger("gvmlit")
     if not logger.handlers:
         handler = logging.StreamHandler()
@@ -289,7 +337,10 @@ def main(args=None) -> None:
             ablate_main(argv[1:])
         else:
             check_config_files(argv)
-            GVMLitCLI(args=args)
+            if {"-h", "--help"} & set(argv) and argv[:1] and argv[0] in SUBCOMMANDS:
+                help_with_components(argv)
+            else:
+                GVMLitCLI(args=args)
     except Exception as err:  # noqa: BLE001 — a user-fixable problem gets one line, anything else its traceback
         _discard_empty_runs()
         cause = _user_error(err)

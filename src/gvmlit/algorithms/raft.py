@@ -18,7 +18,7 @@ from gvmlit.losses import clipped_surrogate, nll, raft_advantages
 
 
 class RAFT(RolloutAlgorithm):
-    """RAFT / RAFT++ on the learner's own rollouts.
+    """RAFT / RAFT++ on the learner's own rollouts (a group is useful to it when it holds an accepted sample).
 
     Args:
         variant: ``raft`` (NLL on accepted) or ``raft++`` (clipped importance ratio).
@@ -42,6 +42,7 @@ class RAFT(RolloutAlgorithm):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        self.useful_group = "accepted"
         self.dual_clip = dual_clip
         self.variant = variant
         self.clip_low = clip_low

@@ -26,6 +26,7 @@ from jsonargparse.typing import PositiveInt
 
 from gvmlit.algorithms.base import PolicyModule
 from gvmlit.allocation import Allocation, AllocationRequest, BudgetAllocator, PromptStatsStore, UniformAllocator
+from gvmlit.allocation.base import UsefulGroup
 from gvmlit.allocation.gradnorm import grad_norms
 from gvmlit.allocation.store import GradNormObservation, SamplePurpose, Visit
 from gvmlit.collate import collate_rollouts
@@ -88,6 +89,9 @@ class Draw:
 class RolloutAlgorithm(PolicyModule):
     """A learner trained on its own rollouts, with a per-prompt sampling budget.
 
+    Subclasses say what makes a prompt's group of samples useful to them (``useful_group``, passed to
+    allocators): ``mixed`` rewards (GRPO) or at least one ``accepted`` sample (RAFT).
+
     Args:
         allocator: decides n_i per prompt (default: ``UniformAllocator``).
         samples_per_prompt: average samples per prompt; the epoch's budget is N = this × prompts.
@@ -115,6 +119,8 @@ class RolloutAlgorithm(PolicyModule):
         self.store = PromptStatsStore()
         self.refill_rounds = 0  # rounds of further prompts while too few groups carry a gradient (GRPO's dynamic sampling)
         self._estimate_seconds = 0.0
+
+    useful_group: UsefulGroup = "mixed"
 
     def rollout_hook(self):
         return self.collect_epoch
@@ -150,7 +156,7 @@ class RolloutAlgorithm(PolicyModule):
         records = [p.record for p in prompts]
         policy = self.rollout_policy(self.sampler)
         pilots = self.collect(policy, prompts, self.allocator.plan_pilots(records, self.store, epoch), "pilot", epoch)
-        request = AllocationRequest(records, pilots, self.accepted(pilots), self.samples_per_prompt * len(prompts), epoch, self.store)
+        request = AllocationRequest(records, pilots, self.accepted(pilots), self.samples_per_prompt * len(prompts), epoch, self.store, self.useful_group)
         allocation = self.allocator.allocate(request)
         self.check_allocation(allocation, request)
         self._estimate_seconds += time.perf_counter() - started

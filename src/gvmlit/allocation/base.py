@@ -28,6 +28,9 @@ from gvmlit.allocation.store import PromptStatsStore, SamplePurpose
 from gvmlit.records import Completion, PromptRecord
 
 ParamSlice = Literal["embedding", "lm_head"]
+#: what makes a prompt's group of samples useful to the learner: rewards that differ (GRPO: an
+#: all-equal group has zero advantages) or at least one accepted sample (RAFT trains on those)
+UsefulGroup = Literal["mixed", "accepted"]
 
 
 @dataclass
@@ -41,6 +44,7 @@ class AllocationRequest:
         budget: N, the epoch's samples per the recipe (``samples_per_prompt`` × prompts).
         epoch: the epoch (EM iteration) being prepared.
         store: every earlier observation, and this epoch's pilots and their gradient norms.
+        useful: what makes a group useful to this learner (``mixed`` for GRPO, ``accepted`` for RAFT).
     """
 
     prompts: list[PromptRecord]
@@ -49,6 +53,7 @@ class AllocationRequest:
     budget: int
     epoch: int
     store: PromptStatsStore
+    useful: UsefulGroup = "mixed"
 
     @property
     def pilot_counts(self) -> np.ndarray:

@@ -13,11 +13,11 @@ the gradient's variance — and changes how it gets there:
    prompt never seen gets pilots (``pilot_samples``), and they are kept for training and paid from N.
    *Why:* pilots of a revisited prompt re-measure what the store already knows.
 
-2. **Spend only where a gradient is likely.** A group carries a gradient only if its rewards differ
-   (GRPO's advantages are all 0 otherwise; RAFT learns nothing from an all-wrong group and little
-   from an all-correct one). For each prompt GVM++ computes, under the posterior, the probability
-   π_i that the group it would get — its share s = N / prompts, pilots included — is mixed; a prompt
-   whose pilots are already mixed has π_i = 1. Prompts with π_i < ``skip_below`` are not sampled
+2. **Spend only where a gradient is likely.** What makes a group useful depends on the learner, which
+   says so in the request: GRPO learns only from groups whose rewards differ (an all-equal group has
+   zero advantages), RAFT from groups with at least one accepted sample. For each prompt GVM++
+   computes, under the posterior, the probability π_i that the group it would get — its share
+   s = N / prompts, pilots included — is useful; a prompt whose pilots already make it so has π_i = 1. Prompts with π_i < ``skip_below`` are not sampled
    this epoch and their share is not spent (``spend: save``; ``refill`` shares it among the others).
    *Why:* a sample that carries no gradient is the most expensive kind; saving it is where
    allocation pays per generated sample. Exploration comes from the decay: a skipped prompt's
@@ -36,7 +36,7 @@ from typing import Literal
 
 import numpy as np
 
-from gvmlit.allocation.base import Allocation, AllocationRequest, BudgetAllocator
+from gvmlit.allocation.base import Allocation, AllocationRequest, BudgetAllocator, UsefulGroup
 from gvmlit.allocation.rules import bounded_allocation, gvm_weights, round_to_budget
 from gvmlit.errors import GvmlitError
 
@@ -51,15 +51,18 @@ def beta_moment(a: np.ndarray, b: np.ndarray, power: np.ndarray) -> np.ndarray:
     return out
 
 
-def mixed_probability(a, b, accepted, pilots, group) -> np.ndarray:
-    """P(a group of ``group`` samples has both rewards) given ``pilots`` of them already drawn with
-    ``accepted`` successes, under p ~ Beta(a, b) (the posterior, pilots included)."""
+def useful_probability(a, b, accepted, pilots, group, useful: UsefulGroup = "mixed") -> np.ndarray:
+    """P(a group of ``group`` samples is useful) given ``pilots`` of them already drawn with ``accepted``
+    successes, under p ~ Beta(a, b) (the posterior, pilots included): it has both rewards (``mixed``)
+    or at least one success (``accepted``)."""
     accepted, pilots, group = (np.asarray(x) for x in (accepted, pilots, group))
     rest = np.maximum(group - pilots, 0)
     all_correct = np.where(pilots > 0, accepted == pilots, True)
     all_wrong = np.where(pilots > 0, accepted == 0, True)
     # the rest must break the pilots' unanimity (or, with no pilots, the group must not be unanimous)
     correct_rest, wrong_rest = beta_moment(a, b, rest), beta_moment(b, a, rest)
+    if useful == "accepted":
+        return np.where(all_wrong, 1.0 - wrong_rest, 1.0)
     p = 1.0 - np.where(all_correct, correct_rest, 0.0) - np.where(all_wrong, wrong_rest, 0.0)
     return np.where((pilots > 0) & ~all_correct & ~all_wrong, 1.0, np.clip(p, 0.0, 1.0))
 
@@ -123,8 +126,8 @@ class GVMPlusPlusAllocator(BudgetAllocator):
         pilots = request.pilot_counts
         accepted = np.array([sum(ok) for ok in request.pilot_accepted])
         share = round_to_budget(np.ones(count), request.budget)  # s_i: each prompt's share of N, pilots included
-        mixed = mixed_probability(a, b, accepted, pilots, np.maximum(share, pilots))
-        sampled = mixed >= self.skip_below
+        useful = useful_probability(a, b, accepted, pilots, np.maximum(share, pilots), request.useful)
+        sampled = useful >= self.skip_below
         totals = pilots.copy()
         budget = int(share[sampled].sum()) if self.spend == "save" else request.budget - int(pilots[~sampled].sum())
         if sampled.any() and budget > int(pilots[sampled].sum()):
@@ -139,9 +142,9 @@ class GVMPlusPlusAllocator(BudgetAllocator):
             "skipped_prompts": float((~sampled).mean()),
             "new_prompts": float((pilots > 0).sum()),
             "population_acceptance": center,
-            "mean_mixed_probability": float(mixed.mean()),
+            "mean_useful_probability": float(useful.mean()),
         }
-        return Allocation(samples.astype(np.int64), acceptance_rate=p_hat, metrics=metrics, histograms={"mixed_probability": mixed})
+        return Allocation(samples.astype(np.int64), acceptance_rate=p_hat, metrics=metrics, histograms={"useful_probability": useful})
 
     def _population_rate(self, request: AllocationRequest) -> float:
         """The prior's centre: acceptance over the epoch's prompts' most recent visits (this epoch's

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from gvmlit.collate import collate_rollouts
 from gvmlit.data.arithmetic import ArithmeticTask
+from gvmlit.data.prompts import encode_prompt
 from gvmlit.data.sources import PromptSource
 from gvmlit.errors import GvmlitError
 from gvmlit.records import Prompt, PromptRecord, Rollout
@@ -94,17 +95,7 @@ class RolloutDataModule(LightningDataModule):
         if record.uid not in self._encoded:
             if self._tokenizer is None:
                 raise RuntimeError("RolloutDataModule.connect(...) must be called (by the learner) before prompts are encoded")
-            text = self.prompt_template.format(problem=record.problem)
-            if self._chat_template:
-                messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else []) + [{"role": "user", "content": text}]
-                text = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-                ids = self._tokenizer(text, add_special_tokens=False)["input_ids"]
-            else:
-                ids = self._tokenizer(text)["input_ids"]
-            unknown = self._tokenizer.unk_token_id
-            if unknown is not None and unknown in ids:
-                where = record.meta.get("source", record.uid)
-                raise GvmlitError(f"prompt {where} has characters the tokenizer does not know (they would become {self._tokenizer.unk_token}): {text!r}")
+            ids = encode_prompt(record, self.prompt_template, self.system_prompt, self._tokenizer, self._chat_template)
             self._encoded[record.uid] = Prompt(record, ids)
         return self._encoded[record.uid]
 
