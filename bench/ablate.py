@@ -41,7 +41,7 @@ REGIMES = {
     },
     "noise_bound": {
         "epochs": 12,
-        "levels": [0.45, 0.5],
+        "levels": [0.40, 0.42],
         "overrides": [
             "--data.init_args.prompts_per_epoch=16", "--data.init_args.batch_size=16", "--data.init_args.update_epochs=4",
             "--data.init_args.source.init_args.num_train=64",
@@ -73,6 +73,34 @@ METRIC = "val/mean@4"
 
 def arms_of(algorithm: str, allocators: list[str]) -> list[str]:
     return [f"{name}={ALLOCATORS[name]}" for name in allocators if name != "dapo" or algorithm == "grpo"]
+
+
+BEHAVIOUR = {  # per-epoch metrics averaged over a run: what each allocator did
+    "rollout/informative_sample_share": "informative share",
+    "rollout/zero_variance_groups": "zero-variance groups",
+    "allocation/prompts_starved": "prompts not sampled",
+    "train/grad_noise_to_signal": "grad noise/signal",
+    "time/estimate_seconds": "estimation s/epoch",
+    "time/epoch_seconds": "epoch s",
+}
+
+
+def behaviour(out: Path, results: list[dict]) -> str:
+    """Per arm, the mean over its runs' epochs of what it did (read back from the runs' TensorBoard files)."""
+    import numpy as np
+
+    from gvmlit.ablation import read_scalars
+
+    lines = ["| arm | samples generated | " + " | ".join(BEHAVIOUR.values()) + " |", "|---|---|" + "---|" * len(BEHAVIOUR)]
+    for arm in dict.fromkeys(r["arm"] for r in results):
+        runs = [read_scalars(out / arm / f"seed{r['seed']}") for r in results if r["arm"] == arm]
+        generated = np.mean([run["budget/samples_generated"][-1][1] for run in runs])
+        cells = []
+        for tag in BEHAVIOUR:
+            values = [np.mean([v for _, v in run[tag]]) for run in runs if tag in run]
+            cells.append(f"{np.mean(values):.2f}" if values else "–")
+        lines.append(f"| {arm} | {generated:.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def run_study(args) -> dict[str, list[dict]]:
@@ -109,7 +137,11 @@ def main() -> None:
         parser.error("say --study (run and summarise) or --summarize")
     results = run_study(args)
     study = Path(args.out) / "study.md"
-    study.write_text("\n".join((Path(args.out) / key / "ablation.md").read_text() for key in results))
+    sections = []
+    for key, runs in results.items():
+        table = (Path(args.out) / key / "ablation.md").read_text()
+        sections.append(table + "\nWhat each arm did (means over epochs and seeds):\n\n" + behaviour(Path(args.out) / key, runs))
+    study.write_text("\n".join(sections))
     print(f"wrote {study}")
     if args.docs:
         target = ROOT / "docs" / "study"

@@ -158,6 +158,7 @@ def fsdp_run(tmp_path_factory):
     }
 
 
+@pytest.mark.slow
 def test_both_ranks_generate_and_all_agree_on_the_allocation(fsdp_run):
     scalars = fsdp_run["first_scalars"]
     assert [v for _, v in scalars["distributed/world_size"]] == [2.0, 2.0]
@@ -173,6 +174,7 @@ def test_both_ranks_generate_and_all_agree_on_the_allocation(fsdp_run):
     assert [v for _, v in scalars["budget/samples_generated"]] == [192.0, 384.0]
 
 
+@pytest.mark.slow
 def test_rollouts_are_split_by_tokens_and_training_is_sharded(fsdp_run):
     scalars = fsdp_run["first_scalars"]
     for (_, t0), (_, t1) in zip(scalars["distributed/rank0_train_tokens"], scalars["distributed/rank1_train_tokens"]):
@@ -186,6 +188,7 @@ def test_rollouts_are_split_by_tokens_and_training_is_sharded(fsdp_run):
     assert sorted(p.name for p in checkpoint.glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]  # one shard per rank
 
 
+@pytest.mark.slow
 def test_resume_continues_the_run(fsdp_run):
     first, resumed = fsdp_run["first_scalars"], fsdp_run["resumed_scalars"]
     assert "Restored all states" in fsdp_run["resumed"].stdout + fsdp_run["resumed"].stderr
@@ -196,6 +199,7 @@ def test_resume_continues_the_run(fsdp_run):
     assert resumed["allocation/prompts_tracked"][0][1] >= first["allocation/prompts_tracked"][-1][1]
 
 
+@pytest.mark.slow
 def test_mixed_precision_computes_in_bfloat16_over_float32_master_weights(fsdp_run):
     first, resumed = fsdp_run["first_scalars"], fsdp_run["resumed_scalars"]
     # float32 compute reproduces the float32 replica's log-probs; bfloat16 compute does not
@@ -205,6 +209,7 @@ def test_mixed_precision_computes_in_bfloat16_over_float32_master_weights(fsdp_r
     assert {p.dtype for p in exported.parameters()} == {torch.float32}  # the checkpoint kept the master weights
 
 
+@pytest.mark.slow
 def test_export_loads_with_from_pretrained_and_has_the_trained_weights(fsdp_run):
     out = fsdp_run["out"]
     exported = AutoModelForCausalLM.from_pretrained(out / "exported")

@@ -43,6 +43,7 @@ def user_dir(tmp_path_factory):
     return directory
 
 
+@pytest.mark.slow
 def test_the_users_task_trains_with_sft_and_raft(user_dir):
     assert not str(user_dir).startswith(str(ROOT))
     assert (user_dir / "sub-sft" / "config.json").is_file()  # the SFT export that raft.yaml starts from
@@ -54,6 +55,7 @@ def test_the_users_task_trains_with_sft_and_raft(user_dir):
     assert len(raft["val/accuracy"]) == 3 and "verifier/correct" in raft
 
 
+@pytest.mark.slow
 def test_a_users_allocator_plugs_in_and_logs_its_metric(user_dir):
     _gvmlit(user_dir, "fit", "--config", "raft.yaml", *TINY["raft"], "--model.init_args.allocator=skip_solved.SkipSolved",
             "--trainer.logger.init_args.name=skip", "--trainer.enable_progress_bar=false")  # fmt: skip
@@ -61,6 +63,7 @@ def test_a_users_allocator_plugs_in_and_logs_its_metric(user_dir):
     assert "allocation/solved" in scalars and [v for _, v in scalars["budget/epoch_samples"]] == [64.0, 64.0]
 
 
+@pytest.mark.slow
 def test_an_allocator_ablation_on_the_users_recipe_resumes(user_dir):
     arms = ["--arm", "uniform=gvmlit.allocation.UniformAllocator", "--arm", "gvmpp=gvmlit.allocation.GVMPlusPlusAllocator"]
     common = ["ablate", "--config", "raft.yaml", *arms, "--seeds", "0", "--epochs", "2", "--metric", "val/accuracy",

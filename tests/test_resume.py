@@ -72,6 +72,7 @@ def test_resume_reproduces_the_straight_run(tmp_path):
         assert [v for _, v in late] == pytest.approx([v for _, v in b[tag]], rel=1e-5, abs=1e-6), tag
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_from_last(tmp_path):
     args = [
         sys.executable, "-u", "-m", "gvmlit", "fit", "--config", "recipes/cpu/raft_uniform.yaml",

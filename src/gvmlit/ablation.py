@@ -97,8 +97,9 @@ def _fmt(result: dict, index: int) -> str:
 
 
 def first_reaching(curve: list, level: float) -> float:
-    """The x (samples or seconds) of the first evaluation at or above ``level``; inf if never."""
-    return next((float(x) for x, value in curve if value >= level), float("inf"))
+    """The x (samples or seconds) of the first evaluation after training started (π0's point at x = 0
+    does not count) at or above ``level``; inf if never."""
+    return next((float(x) for x, value in curve if x > 0 and value >= level), float("inf"))
 
 
 def summarize(results: list[dict], levels: list[float], metric: str, title: str = "") -> str:

@@ -5,6 +5,7 @@ import pytest
 from helpers import QUIET, ROOT, read_scalars, run_cli
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["recipes/cpu/raft_uniform.yaml", "recipes/cpu/raftpp_uniform.yaml"])
 def test_quickstart_raises_heldout_accuracy(recipe, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)

@@ -6,18 +6,21 @@ pilots double the generation, G_i grows with difficulty so the rule counts diffi
 prompts estimated at p = 0 starve forever. GVM++ keeps GVM's aim — spend samples where they reduce
 the gradient's variance — and changes how it gets there:
 
-1. **Memory instead of pilots.** p_i has a Beta posterior over every sample ever drawn for the prompt
-   (pilots and main draws), a visit k epochs old weighing γ^k (``decay``), on a prior centred on the
-   acceptance rate of the epoch's prompts at their last visits, with strength ``prior_strength``
-   (empirical Bayes). Only a
-   prompt never seen gets pilots (``pilot_samples``), and they are kept for training and paid from N.
-   *Why:* pilots of a revisited prompt re-measure what the store already knows.
+1. **Memory instead of pilots.** p_i has a Beta posterior over every sample ever drawn for the prompt,
+   a visit k epochs old weighing γ^k (``decay``), on a prior centred on the acceptance rate of the
+   epoch's prompts at their last visits, with strength ``prior_strength`` (empirical Bayes). A prompt
+   never seen draws no pilots by default: under the prior it gets its uniform share, and that first
+   visit is its measurement (``pilot_samples`` > 0 draws pilots for new prompts instead, kept and paid
+   from N). *Why:* pilots of a revisited prompt re-measure what the store already knows, and pilots of
+   a new prompt did not pay for themselves in our measurements (docs/measurements.md): on prompts
+   never seen again they cut hard prompts short.
 
 2. **Spend only where a gradient is likely.** What makes a group useful depends on the learner, which
    says so in the request: GRPO learns only from groups whose rewards differ (an all-equal group has
    zero advantages), RAFT from groups with at least one accepted sample. For each prompt GVM++
    computes, under the posterior, the probability π_i that the group it would get — its share
-   s = N / prompts, pilots included — is useful; a prompt whose pilots already make it so has π_i = 1. Prompts with π_i < ``skip_below`` are not sampled
+   s = N / prompts, pilots included — is useful; a prompt whose pilots already make it so has π_i = 1.
+   Prompts with π_i < ``skip_below`` are not sampled
    this epoch and their share is not spent (``spend: save``; ``refill`` shares it among the others).
    *Why:* a sample that carries no gradient is the most expensive kind; saving it is where
    allocation pays per generated sample. Exploration comes from the decay: a skipped prompt's
@@ -71,7 +74,7 @@ class GVMPlusPlusAllocator(BudgetAllocator):
     """GVM with memory, sampling only where a gradient is likely (see the module docstring).
 
     Args:
-        pilot_samples: N′, pilot samples for a prompt never seen (kept, paid from N; 0 = none).
+        pilot_samples: N′, pilot samples for a prompt never seen (kept, paid from N; 0 = none, the default).
         skip_below: τ, least probability that a prompt's group carries a gradient for it to be sampled.
         decay: γ, weight per epoch of age of a visit's evidence (1 = never forget).
         prior_strength: κ, pseudo-samples of the prior, centred on the last epoch's acceptance rate.
@@ -85,7 +88,7 @@ class GVMPlusPlusAllocator(BudgetAllocator):
 
     def __init__(
         self,
-        pilot_samples: int = 4,
+        pilot_samples: int = 0,
         skip_below: float = 0.45,
         decay: float = 0.95,
         prior_strength: float = 1.0,
@@ -127,7 +130,10 @@ class GVMPlusPlusAllocator(BudgetAllocator):
         accepted = np.array([sum(ok) for ok in request.pilot_accepted])
         share = round_to_budget(np.ones(count), request.budget)  # s_i: each prompt's share of N, pilots included
         useful = useful_probability(a, b, accepted, pilots, np.maximum(share, pilots), request.useful)
-        sampled = useful >= self.skip_below
+        # a prompt never seen is always sampled: its first visit is its measurement (else a high skip_below
+        # could keep new prompts out for good)
+        unseen = np.array([p.uid not in store or store.history(p.uid).epochs() == [epoch] for p in prompts])
+        sampled = (useful >= self.skip_below) | unseen
         totals = pilots.copy()
         budget = int(share[sampled].sum()) if self.spend == "save" else request.budget - int(pilots[~sampled].sum())
         if sampled.any() and budget > int(pilots[sampled].sum()):
