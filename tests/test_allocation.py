@@ -54,7 +54,6 @@ def test_uniform_allocator():
 from gvmlit.allocation import (  # noqa: E402
     GVMAllocator,
     GVMPlusPlusAllocator,
-    PromptStatsStore,
     bounded_allocation,
     gvm_allocation,
     gvm_weights,
@@ -152,7 +151,6 @@ def test_mixed_probability_under_a_beta_posterior():
 
 
 def test_gvmpp_skips_prompts_unlikely_to_carry_a_gradient_and_bounds_the_totals():
-    from gvmlit.allocation import GVMPlusPlusAllocator
 
     store = PromptStatsStore()
     # p0 solved in all 24 tries, p1 never in 24, p2 half the time; p3 is new (6 pilots this epoch, 2 accepted)

@@ -1,7 +1,5 @@
 """The gvmlit CLI: recipes parse, one key swaps a component, errors are one line."""
 
-import subprocess
-import sys
 import tempfile
 
 import pytest

@@ -75,9 +75,7 @@ class RolloutDataModule(LightningDataModule):
         self.overlong_prompts = overlong_prompts
         self.val_size, self.val_batch_size, self.seed = val_size, val_batch_size, seed
         self.skipped_prompts = 0
-        self._tokenizer = None
-        self._chat_template = False
-        self._max_prompt_tokens = 1 << 30
+        self._tokenizer, self._chat_template, self._max_prompt_tokens = None, False, 1 << 30
         self._collect_epoch: Callable | None = None
         self._encoded: dict[str, Prompt] = {}
         self._train: list[Prompt] | None = None
@@ -88,6 +86,11 @@ class RolloutDataModule(LightningDataModule):
         longest prompt its model takes with a full response, and the epoch's E-step."""
         self._tokenizer, self._chat_template, self._max_prompt_tokens = tokenizer, chat_template, max_prompt_tokens
         self._collect_epoch = collect_epoch
+
+    def setup(self, stage: str) -> None:
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
+            raise GvmlitError("the learner splits rollouts across ranks itself: set trainer.use_distributed_sampler=false (the CLI's default)")
 
     # ------------------------------------------------------------------ prompts
     def encode(self, record: PromptRecord) -> Prompt:
