@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -45,8 +46,10 @@ def read_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
 def run_curves(scalars: dict, metric: str) -> dict:
     """The run's held-out ``metric`` against generated samples and against training seconds."""
     by_samples = scalars.get(f"{metric}_vs_samples", [])
-    seconds = np.cumsum([0.0] + [v for _, v in scalars.get("time/epoch_seconds", [])])
-    by_seconds = [(float(seconds[min(i, len(seconds) - 1)]), v) for i, (_, v) in enumerate(by_samples)]
+    epochs = scalars.get("time/epoch_seconds", [])  # at the global step each epoch ended
+    # an evaluation at global step s comes after every epoch that ended at a step ≤ s (not after the
+    # i-th epoch: with check_val_every_n_epoch > 1 epochs and evaluations do not pair one to one)
+    by_seconds = [(float(sum(t for end, t in epochs if end <= step)), v) for step, v in scalars.get(metric, [])]
     return {"samples": by_samples, "seconds": by_seconds}
 
 
@@ -70,7 +73,8 @@ def run_one(arm: str, value: str, seed: int, args, overrides: list[str]) -> dict
         "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", *overrides,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    directory.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(directory, ignore_errors=True)  # an interrupted run's partial logs would mix with the rerun's
+    directory.mkdir(parents=True)
     started = time.perf_counter()
     with (directory / "output.log").open("w") as out:
         proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env)
