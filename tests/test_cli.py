@@ -95,9 +95,10 @@ def test_allocator_presets_are_the_class_defaults(preset):
         assert defaults.get(key) == value, f"{preset.name}: {key}={value!r} but {name} defaults to {defaults.get(key)!r}"
 
 
-def test_help_with_a_recipe_lists_every_components_keys(capsys, monkeypatch):
+@pytest.mark.parametrize("config", [["--config", "recipes/cpu/grpo_gvm.yaml"], ["--config=recipes/cpu/grpo_gvm.yaml"]])
+def test_help_with_a_recipe_lists_every_components_keys(capsys, monkeypatch, config):
     monkeypatch.chdir(ROOT)
-    run_cli("fit", "--config", "recipes/cpu/grpo_gvm.yaml", "--help")
+    run_cli("fit", *config, "--help")
     out = capsys.readouterr().out
     for key in ("--trainer.max_epochs", "--model.lr", "--model.samples_per_prompt", "--allocator.pilot_samples",
                 "--sampler.max_new_tokens", "--data.prompts_per_epoch", "--source.num_train"):  # fmt: skip

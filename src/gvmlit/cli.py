@@ -244,7 +244,7 @@ def recipe_components(argv: list[str]) -> dict[str, str]:
         return value if isinstance(value, str) and "." in value else None
 
     found: dict[str, str] = {}
-    for name in [b for a, b in zip(argv, argv[1:]) if a in ("-c", "--config")]:
+    for name in config_files(argv):
         recipe = yaml.safe_load(Path(name).read_text()) or {}
         for section in ("model", "data"):
             block = recipe.get(section) or {}
@@ -263,7 +263,7 @@ def help_with_components(argv: list[str]) -> None:
         GVMLitCLI(args=[a for a in argv if a not in ("-h", "--help")][:1] + ["--help"])
     except SystemExit:
         pass
-    configs = [x for a, b in zip(argv, argv[1:]) if a in ("-c", "--config") for x in ("--config", b)]
+    configs = [x for name in config_files(argv) for x in ("--config", name)]
     for key, cls in recipe_components(argv).items():
         print(f"\n=== {key}: {cls} (set with --{key}.init_args.KEY or in the recipe) ===", flush=True)
         try:
@@ -284,12 +284,16 @@ def _discard_empty_runs() -> None:
             shutil.rmtree(directory, ignore_errors=True)
 
 
+def config_files(argv: list[str]) -> list[str]:
+    """The ``--config`` files of a command line, in order (``-c F``, ``--config F``, ``--config=F``)."""
+    return [b for a, b in zip(argv, argv[1:]) if a in ("-c", "--config")] + [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+
+
 def check_config_files(argv: list[str]) -> None:
     """Every ``--config`` file exists and is valid YAML; a problem names the file and the line."""
     import yaml
 
-    files = [b for a, b in zip(argv, argv[1:]) if a in ("-c", "--config")] + [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
-    for name in files:
+    for name in config_files(argv):
         path = Path(name)
         if not path.is_file():
             raise GvmlitError(f"config file {name!r} not found (relative to the working directory {Path.cwd()})")
@@ -326,6 +330,7 @@ def main(args=None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _configure_logging()
     argv = list(sys.argv[1:] if args is None else args)
+    NEW_RUN_DIRS.clear()  # only this call's runs are removed if it fails (tests call main() many times)
     try:
         if argv[:1] == ["export"]:
             from gvmlit.export import main as export_main

@@ -13,12 +13,12 @@ for these types, so there is no import cycle between them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 #: How scoring one response went. ``timeout`` and ``error`` are faults of the verifier, not of the
 #: response; the learner counts them and stops a run in which most rewards are faults.
 Outcome = Literal["correct", "wrong", "no_answer", "unparseable_answer", "invalid_gold", "timeout", "error"]
-OUTCOMES: tuple[str, ...] = ("correct", "wrong", "no_answer", "unparseable_answer", "invalid_gold", "timeout", "error")
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
 FAULTS: tuple[str, ...] = ("timeout", "error")
 
 FinishReason = Literal["stop", "length"]
@@ -82,10 +82,6 @@ class Completion:
     finish_reason: FinishReason
     reward: float | None = None
     outcome: Outcome | None = None
-
-    @property
-    def scored(self) -> bool:
-        return self.reward is not None
 
 
 @dataclass

@@ -84,11 +84,10 @@ class GRPO(RolloutAlgorithm):
         flat = zero_variance_groups(rewards, group_ids)
         if self.filter_zero_variance:
             keep = keep & ~flat
-        groups = torch.unique(group_ids)
+        _, sizes = torch.unique(group_ids, return_counts=True)
         flat_groups = torch.unique(group_ids[flat]).numel()
-        sizes = torch.bincount(torch.unique(group_ids, return_inverse=True)[1])
         metrics = {
-            "rollout/zero_variance_groups": flat_groups / max(groups.numel(), 1),
+            "rollout/zero_variance_groups": flat_groups / max(sizes.numel(), 1),
             "rollout/singleton_groups": float((sizes == 1).float().mean()) if sizes.numel() else 0.0,
             "rollout/advantage_abs_mean": float(advantages[keep].abs().mean()) if keep.any() else 0.0,
         }

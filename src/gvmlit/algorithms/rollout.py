@@ -31,7 +31,7 @@ from gvmlit.allocation.gradnorm import grad_norms
 from gvmlit.allocation.store import GradNormObservation, SamplePurpose, Visit
 from gvmlit.collate import collate_rollouts
 from gvmlit.forward import batch_logprobs
-from gvmlit.metrics import allocation_metrics, outcome_metrics, rollout_metrics
+from gvmlit.metrics import acceptance_rates, allocation_metrics, outcome_metrics, rollout_metrics
 from gvmlit.parallel import all_gather_objects, rank_rollouts, rank_share, world
 from gvmlit.records import Completion, Prompt, PromptRecord, Rollout
 
@@ -271,8 +271,9 @@ class RolloutAlgorithm(PolicyModule):
         tokens = {p: self.budget.total[p].tokens - before["total"][p]["tokens"] for p in ("pilot", "train")}
         generated = spent["pilot"] + spent["train"]
         scored = draw.groups if self.allocator.keep_pilots else [p + g for p, g in zip(draw.pilots, draw.groups)]
+        accepted = self.accepted(result.groups)
         metrics = {
-            **rollout_metrics(result.groups, self.accepted(result.groups)),
+            **rollout_metrics(result.groups, accepted),
             **outcome_metrics(scored),
             **allocation_metrics(result.allocation, [len(g) for g in result.groups], [len(p) for p in draw.pilots]),
             **weighing,
@@ -293,7 +294,7 @@ class RolloutAlgorithm(PolicyModule):
         }
         if world()[1] > 1:
             metrics.update(self.distribution_metrics(result, left_out, before))
-        rates = np.array([np.mean(a) if a else np.nan for a in self.accepted(result.groups)])
+        rates = acceptance_rates([sum(a) for a in accepted], [len(a) for a in accepted])
         histograms = {
             "rollout/acceptance_rate_per_prompt": rates[np.isfinite(rates)],
             "rollout/samples_per_prompt": np.array([len(g) for g in result.groups]),

@@ -121,6 +121,6 @@ class BudgetAllocator(ABC):
         del state
 
 
-def accepted_indices(accepted: Sequence[bool], limit: int | None = None) -> list[int]:
-    """Indices of the accepted samples, the first ``limit`` of them (all when None)."""
-    return [i for i, ok in enumerate(accepted) if ok][:limit]
+def accepted_indices(accepted: Sequence[bool]) -> list[int]:
+    """Indices of the accepted samples."""
+    return [i for i, ok in enumerate(accepted) if ok]

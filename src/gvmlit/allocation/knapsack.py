@@ -51,7 +51,7 @@ class KnapsackAllocator(BudgetAllocator):
         floor[extreme] = self.fallback_samples
         floor = np.minimum(floor, self.max_samples)
         if floor.sum() > budget:  # the floors alone exceed the budget: share it in their proportion
-            floor = round_to_budget(floor.astype(float), budget) if floor.sum() else floor
+            floor = round_to_budget(floor.astype(float), budget)
         value = lambda n: np.where(valued, knapsack_value(n, p_hat), 0.0)  # noqa: E731
         samples = greedy_knapsack(value, count, budget, floor, np.where(valued, self.max_samples, floor))
         left = budget - int(samples.sum())
@@ -62,7 +62,6 @@ class KnapsackAllocator(BudgetAllocator):
         metrics = {
             "unseen_prompts": float(unseen.sum()),
             "extreme_prompts": float(extreme.sum()),
-            "unspent": float(budget - samples.sum()),
             "expected_value": float(knapsack_value(samples, p_hat)[valued].sum()),
         }
         return Allocation(samples.astype(np.int64), acceptance_rate=np.where(unseen, np.nan, p_hat), metrics=metrics)

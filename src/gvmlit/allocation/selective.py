@@ -64,11 +64,10 @@ class SelectiveRolloutAllocator(BudgetAllocator):
         if count == 0:
             return Allocation(np.zeros(0, dtype=np.int64))
         self._adapt(request)
-        skip_probability, kinds = np.zeros(count), []
+        skip_probability = np.zeros(count)
         for i, prompt in enumerate(prompts):
             streak, rate = store.zero_variance_streak(prompt.uid), store.last_acceptance_rate(prompt.uid)
             kind = "easy" if rate == 1.0 else "hard"
-            kinds.append(kind if streak else None)
             skip_probability[i] = 1.0 - self.exploration[kind] ** streak if streak else 0.0
         draws = np.array([np.random.default_rng([self.seed, epoch, zlib.crc32(p.uid.encode())]).random() for p in prompts])
         skipped = draws < skip_probability
@@ -84,7 +83,6 @@ class SelectiveRolloutAllocator(BudgetAllocator):
             "skipped_prompts": float(skipped.mean()),
             "exploration_easy": self.exploration["easy"],
             "exploration_hard": self.exploration["hard"],
-            "unspent": float(budget - samples.sum()),
         }
         return Allocation(samples.astype(np.int64), metrics=metrics, histograms={"skip_probability": skip_probability})
 

@@ -16,7 +16,16 @@ def encode_prompt(record: PromptRecord, template: str, system_prompt: str | None
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     else:
         ids = tokenizer(text)["input_ids"]
-    if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in ids:
-        where = record.meta.get("source", record.uid)
-        raise GvmlitError(f"prompt {where} has characters the tokenizer does not know (they would become {tokenizer.unk_token}): {text!r}")
+    refuse_unknown(ids, tokenizer, f"prompt {record_name(record)}", text)
     return ids
+
+
+def record_name(record: PromptRecord) -> str:
+    """Where a record came from, for error messages (``file:row`` when the source says, else its uid)."""
+    return record.meta.get("source", record.uid)
+
+
+def refuse_unknown(ids: list[int], tokenizer, what: str, text: str) -> None:
+    """One line naming ``what`` when ``text`` has characters the tokenizer maps to its unknown token."""
+    if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in ids:
+        raise GvmlitError(f"{what} has characters the tokenizer does not know (they would become {tokenizer.unk_token}): {text!r}")

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from gvmlit.collate import collate_rollouts
 from gvmlit.data.arithmetic import ArithmeticTask
-from gvmlit.data.prompts import encode_prompt
+from gvmlit.data.prompts import encode_prompt, record_name
 from gvmlit.data.sources import PromptSource
 from gvmlit.errors import GvmlitError
 from gvmlit.records import Prompt, PromptRecord, Rollout
@@ -45,7 +45,7 @@ class RolloutDataModule(LightningDataModule):
         prompt_template: Python format string applied to each problem (``{problem}``).
         system_prompt: system message, used when the policy applies a chat template.
         overlong_prompts: prompts too long for the model with the sampler's ``max_new_tokens``:
-            ``error`` or ``skip`` (counted, ``data/skipped_prompts``).
+            ``error`` or ``skip`` (a warning says how many were skipped).
         val_size: held-out problems evaluated each epoch (None = the whole validation split).
         val_batch_size: evaluation problems per batch.
         seed: seed of the prompt order and of the batch order.
@@ -107,7 +107,7 @@ class RolloutDataModule(LightningDataModule):
             return True
         if self.overlong_prompts == "error":
             raise GvmlitError(
-                f"prompt {prompt.record.meta.get('source', prompt.record.uid)} has {len(prompt.token_ids)} tokens; with the "
+                f"prompt {record_name(prompt.record)} has {len(prompt.token_ids)} tokens; with the "
                 f"sampler's max_new_tokens it exceeds the model's maximum length (set data.overlong_prompts=skip to drop such prompts)"
             )
         return False

@@ -8,8 +8,7 @@ comparable.
 
 from __future__ import annotations
 
-from torch.utils.data import DataLoader
-
+from gvmlit.data.prompts import record_name, refuse_unknown
 from gvmlit.data.rollout import RolloutDataModule
 from gvmlit.errors import GvmlitError
 from gvmlit.parallel import rank_rollouts
@@ -28,19 +27,15 @@ class DemonstrationDataModule(RolloutDataModule):
         super().__init__(**kwargs)
         self.solution_key = solution_key
 
-    def train_dataloader(self) -> DataLoader:
-        tokenizer, epoch = self._tokenizer, self.epoch
-        rollouts = []
+    def epoch_rollouts(self, epoch: int) -> list[Rollout]:
+        tokenizer, rollouts = self._tokenizer, []
         for group, prompt in enumerate(self.epoch_prompts(epoch)):
             solution = prompt.record.meta.get(self.solution_key)
             if not solution:
-                where = prompt.record.meta.get("source", prompt.record.uid)
-                raise GvmlitError(f"training record {where} has no {self.solution_key!r} demonstration (data.solution_key)")
+                raise GvmlitError(f"training record {record_name(prompt.record)} has no {self.solution_key!r} demonstration (data.solution_key)")
             response = tokenizer(solution, add_special_tokens=False)["input_ids"]
-            if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in response:
-                where = prompt.record.meta.get("source", prompt.record.uid)
-                raise GvmlitError(f"the demonstration of {where} has characters the tokenizer does not know: {solution!r}")
+            refuse_unknown(response, tokenizer, f"the demonstration of {record_name(prompt.record)}", solution)
             response.append(tokenizer.eos_token_id)
             rollouts.append(Rollout(prompt.token_ids, response, 1.0, 1.0, group))
         mine, _ = rank_rollouts(rollouts)  # under several processes, this rank's token-balanced part
-        return self.batches(mine, epoch)
+        return mine
