@@ -114,9 +114,8 @@ def run_study(args) -> dict[str, list[dict]]:
                 config=[ALGORITHMS[algorithm]], arm=arms_of(algorithm, args.allocators), key="--model.init_args.allocator",
                 seeds=args.seeds, epochs=spec["epochs"], metric=METRIC, levels=spec["levels"], jobs=args.jobs, threads=1,
                 title=f"{algorithm}, {regime} (revisits: {spec['revisit']})", out=str(Path(args.out) / regime / algorithm),
+                run=not args.summarize,  # as gvmlit ablate's --summarize
             )  # fmt: skip
-            if args.summarize:
-                options.run = False
             results[f"{regime}/{algorithm}"] = ablate(options, [*COMMON, *spec["overrides"]])
     return results
 
@@ -149,7 +148,7 @@ def main() -> None:
         for key in results:
             shutil.copy(Path(args.out) / key / "ablation.png", target / f"{key.replace('/', '_')}.png")
         shutil.copy(study, target / "study.md")
-        (target / "results.json").write_text(json.dumps({k: v for k, v in results.items()}, indent=0))
+        (target / "results.json").write_text(json.dumps(results, indent=0))
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def run_one(arm: str, value: str, seed: int, args, overrides: list[str]) -> dict
     done = directory / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
-    if not getattr(args, "run", True):  # summarising only: an unfinished run is left out
+    if not args.run:  # summarising only: an unfinished run is left out
         return None
     command = [sys.executable, "-m", "gvmlit", "fit"]
     for config in args.config:
