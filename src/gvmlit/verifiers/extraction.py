@@ -206,17 +206,22 @@ _NON_ASCII_LETTER = re.compile(r"[^\x00-\x7F]")
 _SEGMENT_JOINER = re.compile(r"\s*(?:,|;|\band\b|\bor\b)\s*")
 
 
+def _segment_text(match: re.Match) -> str:
+    """The content of a ``_MATH_SEGMENT`` match, whichever delimiters it had."""
+    return next(group for group in match.groups() if group is not None)
+
+
 def _first_math_segment(text: str) -> tuple[int, str] | None:
     """(start, content) of the first math segment; segments that follow it separated only by a comma
     or "and" (``$69$, $84$``) are one multi-part answer and are joined."""
     match = _MATH_SEGMENT.search(text)
     if match is None:
         return None
-    start, parts = match.start(), [next(group for group in match.groups() if group is not None)]
+    start, parts = match.start(), [_segment_text(match)]
     while (following := _MATH_SEGMENT.search(text, match.end())) is not None:
         if _SEGMENT_JOINER.fullmatch(text[match.end() : following.start()]) is None:
             break
-        parts.append(next(group for group in following.groups() if group is not None))
+        parts.append(_segment_text(following))
         match = following
     return start, ", ".join(parts)
 
@@ -233,7 +238,7 @@ def _values(text: str) -> list[str]:
     found = []
     taken = []
     for match in _MATH_SEGMENT.finditer(text):
-        found.append((match.start(), next(g for g in match.groups() if g is not None)))
+        found.append((match.start(), _segment_text(match)))
         taken.append((match.start(), match.end()))
     for match in _VALUE_TOKEN.finditer(text):
         if not any(a <= match.start() < b for a, b in taken):
@@ -327,7 +332,7 @@ def final_line_answer(text: str) -> str | None:
             if _SEGMENT_JOINER.fullmatch(text[earlier.end() : run[0].start()]) is None:
                 break
             run.insert(0, earlier)
-        return ", ".join(next(g for g in m.groups() if g is not None) for m in run)
+        return ", ".join(_segment_text(m) for m in run)
     sentence = _MARKDOWN.sub("", sentence).strip()
     if bare_expression(sentence):
         return sentence

@@ -16,6 +16,7 @@ verdicts are cached per (answer, gold). Every outcome is one of ``correct``, ``w
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -32,7 +33,6 @@ from gvmlit.verifiers.extraction import (
     AnswerFormat,
     Choice,
     ExtractionPolicy,
-    boxed_candidates,
     clean_answer,
     extract_answer,
     last_boxed,
@@ -46,6 +46,7 @@ GOLD_FORMATS: tuple[str, ...] = get_args(GoldFormat)
 __all__ = ["MathVerifier", "extract_answer", "last_boxed", "prepare_gold", "strip_reasoning"]
 
 
+@functools.lru_cache(maxsize=4096)  # every sample of a prompt shares its gold
 def prepare_gold(gold: str, gold_format: str = "auto") -> str | None:
     """The gold answer as the comparison reads it; None when there is none (outcome ``invalid_gold``).
 
@@ -63,8 +64,8 @@ def prepare_gold(gold: str, gold_format: str = "auto") -> str | None:
     if "####" in text:
         text = text.rsplit("####", 1)[1].strip()
     elif "\\boxed" in text or "\\fbox" in text:
-        boxes = boxed_candidates(text, join=True, prefer_exact=True)
-        text = boxes[-1].text if boxes else text
+        boxed = last_boxed(text)
+        text = boxed if boxed is not None else text
     if gold_format == "sympy" or (gold_format == "auto" and looks_like_python(text)):
         converted = python_to_latex(text)
         if converted is None:
@@ -140,7 +141,7 @@ class MathVerifier(Verifier):
         answer = extract_answer(response, self.policy)
         if answer is None:
             return Verdict(0.0, "no_answer")
-        gold = prepare_gold(record.answer, self.gold_format)
+        gold = prepare_gold(str(record.answer), self.gold_format)
         if gold is None:
             return Verdict(0.0, "invalid_gold")
         quick = quick_verdict(answer, gold, self.settings)
