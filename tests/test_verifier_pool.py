@@ -184,8 +184,8 @@ def test_a_verifier_defined_in_a_users_module_runs_in_workers_without_torch():
 def test_workers_do_not_import_the_parents_main_script(tmp_path):
     """Under the ``gvmlit`` console script the main module imports the CLI (torch, Lightning); spawn would
     import it again in every worker. Here the main script imports torch itself."""
-    script = tmp_path / "train.py"
-    script.write_text(
+    stdout = run_main_script(
+        tmp_path / "train.py",
         "import sys\n"
         f"sys.path.insert(0, {str(HERE)!r})\n"
         "import torch  # noqa: F401 — the heavy main module\n"
@@ -195,16 +195,14 @@ def test_workers_do_not_import_the_parents_main_script(tmp_path):
         "    verifier = HeavyModulesProbe(progress=False, workers=1)\n"
         "    verdict = verifier.score(['x'], [PromptRecord('u', '', '1')])[0]\n"
         "    verifier.close()\n"
-        "    print(verdict.outcome, verifier.last_error)\n"
+        "    print(verdict.outcome, verifier.last_error)\n",
     )
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[0] == "correct", done.stdout
+    assert stdout.split()[0] == "correct", stdout
 
 
 def test_a_verifier_defined_in_the_main_script_runs_in_workers(tmp_path):
-    script = tmp_path / "score.py"
-    script.write_text(
+    stdout = run_main_script(
+        tmp_path / "score.py",
         "from gvmlit.records import PromptRecord, Verdict\n"
         "from gvmlit.verifiers import Verifier\n"
         "class Exact(Verifier):\n"
@@ -213,11 +211,17 @@ def test_a_verifier_defined_in_the_main_script_runs_in_workers(tmp_path):
         "if __name__ == '__main__':\n"
         "    verifier = Exact(progress=False, workers=1)\n"
         "    print(*[v.outcome for v in verifier.score(['7', '8'], [PromptRecord('u', '', '7')] * 2)])\n"
-        "    verifier.close()\n"
+        "    verifier.close()\n",
     )
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert stdout.split() == ["correct", "wrong"]
+
+
+def run_main_script(path, text: str) -> str:
+    """Run ``text`` as the main script ``path`` (in its directory); its standard output."""
+    path.write_text(text)
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300, cwd=path.parent)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["correct", "wrong"]
+    return done.stdout
 
 
 def test_a_verifier_that_cannot_reach_its_workers_fails_loudly():
