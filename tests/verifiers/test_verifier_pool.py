@@ -118,7 +118,7 @@ def test_correct_answers_survive_a_busy_machine_and_a_hang_still_costs_one_timeo
     """Other processes keep every core busy while the workers start and score (the start-up of a worker,
     and of the replacement of a killed one, is not charged to any answer; busy neighbours slow answers
     in wall time only). A sympy hang is still cut off, once."""
-    golds = [json.loads(line)["answer"] for line in (HERE / "data" / "math500_answers.jsonl").open()][:40]
+    golds = [json.loads(line)["answer"] for line in (HERE.parent / "fixtures" / "math500_answers.jsonl").open()][:40]
     responses = [r"\boxed{9^{9^{9^{9}}}}"] + [f"So the answer is $\\boxed{{{g}}}$." for g in golds]
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(min(16, 2 * (os.cpu_count() or 2)))]
     verifier = MathVerifier(workers=2, timeout_seconds=2.0, progress=False)
@@ -187,7 +187,7 @@ def test_workers_do_not_import_the_parents_main_script(tmp_path):
     stdout = run_main_script(
         tmp_path / "train.py",
         "import sys\n"
-        f"sys.path.insert(0, {str(HERE)!r})\n"
+        f"sys.path[:0] = [{str(HERE)!r}, {str(HERE.parent)!r}]\n"
         "import torch  # noqa: F401 — the heavy main module\n"
         "from gvmlit.records import PromptRecord\n"
         "from test_verifier_pool import HeavyModulesProbe\n"

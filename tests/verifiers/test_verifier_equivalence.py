@@ -1,6 +1,6 @@
 """Equivalence: lenient on form, strict on value; golds in LaTeX, SymPy syntax or text (math-verify runs for real).
 
-``tests/data/verifier_benchmark_cases.jsonl`` is built from the benchmark files (MATH-500, Minerva,
+``tests/fixtures/verifier_benchmark_cases.jsonl`` is built from the benchmark files (MATH-500, Minerva,
 OlympiadBench, AIME 24, AMC 23; every k-th problem): each gold written the ways models write answers
 (boxed, in answer tags, after "the answer is therefore", on a bare final line, with unicode minus signs
 and no-break spaces), against another problem's gold, in an answer tag while the gold is mentioned
@@ -19,8 +19,9 @@ import pytest
 from gvmlit.records import PromptRecord
 from gvmlit.verifiers import MathVerifier, prepare_gold
 from gvmlit.verifiers.equivalence import numbers_match
+from helpers import ROOT
 
-DATA = Path(__file__).parent / "data"
+DATA = ROOT / "tests" / "fixtures"
 BENCHMARK_CASES = [json.loads(line) for line in (DATA / "verifier_benchmark_cases.jsonl").read_text(encoding="utf-8").splitlines()]
 VERIFIER = MathVerifier(workers=0, progress=False)
 

@@ -7,8 +7,9 @@ import pytest
 
 from gvmlit.data import BenchmarkFiles, HFDatasetPrompts
 from gvmlit.errors import GvmlitError
+from helpers import ROOT
 
-DATA = Path(__file__).parent / "data"
+DATA = ROOT / "tests" / "fixtures"
 
 
 @pytest.fixture()

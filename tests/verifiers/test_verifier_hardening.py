@@ -7,9 +7,9 @@ import pytest
 
 from gvmlit.verifiers import MathVerifier
 from gvmlit.verifiers.math import extract_answer, strip_reasoning
-from helpers import rewards
+from helpers import ROOT, rewards
 
-DATA = Path(__file__).parent / "data"
+DATA = ROOT / "tests" / "fixtures"
 MATH500 = [json.loads(line) for line in (DATA / "math500_answers.jsonl").read_text().splitlines()]
 CASES = [json.loads(line) for line in (DATA / "verifier_cases_slice.jsonl").read_text().splitlines()]
 
