@@ -18,7 +18,7 @@ def test_every_recipe_parses(recipe, capsys, monkeypatch):
     assert exit_info.value.code in (0, None)
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["model"]["class_path"].startswith("gvmlit.algorithms.")
-    assert config["trainer"]["reload_dataloaders_every_n_epochs"] == 1
+    assert config["trainer"]["reload_dataloaders_every_n_epochs"] == 0  # nothing but the learner's own hook renews the data
 
 
 def test_one_key_swaps_the_algorithm_variant_and_logs_to_tensorboard(tmp_path, monkeypatch):
@@ -100,7 +100,7 @@ def test_help_with_a_recipe_lists_every_components_keys(capsys, monkeypatch, con
     monkeypatch.chdir(ROOT)
     run_cli("fit", *config, "--help")
     out = capsys.readouterr().out
-    for key in ("--trainer.max_epochs", "--model.lr", "--model.samples_per_prompt", "--allocator.pilot_samples",
+    for key in ("--trainer.max_epochs", "--model.optim.lr", "--model.rollout.samples_per_prompt", "--allocator.pilot_samples",
                 "--sampler.max_new_tokens", "--data.prompts_per_epoch", "--source.num_train"):  # fmt: skip
         assert key in out, key
     assert "=== model.init_args.allocator: gvmlit.allocation.GVMAllocator" in out

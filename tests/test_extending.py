@@ -15,8 +15,8 @@ from helpers import ROOT, read_scalars
 
 BLOCK = re.compile(r"```(?:python|yaml|bash)\n# (\S+)\n(.*?)```", re.DOTALL)
 TINY = {  # the page's runs, shortened
-    "sft": ["--trainer.max_epochs=2", "--data.init_args.prompts_per_epoch=256", "--data.init_args.val_size=16", "--model.init_args.val_samples=2"],
-    "raft": ["--trainer.max_epochs=2", "--data.init_args.prompts_per_epoch=8", "--data.init_args.val_size=16", "--model.init_args.val_samples=2"],
+    "sft": ["--trainer.max_epochs=2", "--data.init_args.prompts_per_epoch=256", "--data.init_args.val_size=16", "--model.init_args.evaluation.samples=2"],
+    "raft": ["--trainer.max_epochs=2", "--data.init_args.prompts_per_epoch=8", "--data.init_args.val_size=16", "--model.init_args.evaluation.samples=2"],
 }
 
 
@@ -32,7 +32,7 @@ def _gvmlit(cwd, *args):
 def user_dir(tmp_path_factory):
     page = (ROOT / "docs" / "extending.md").read_text()
     files = dict(BLOCK.findall(page))
-    assert {"my_task.py", "sft.yaml", "raft.yaml", "run.sh", "skip_solved.py"} <= set(files)
+    assert {"my_task.py", "sft.yaml", "raft.yaml", "run.sh", "skip_solved.py", "screen.py"} <= set(files)
     assert len(files["my_task.py"].splitlines()) <= 60  # a new task in at most 60 lines
     directory = tmp_path_factory.mktemp("user")
     for name, text in files.items():
@@ -61,6 +61,20 @@ def test_a_users_allocator_plugs_in_and_logs_its_metric(user_dir):
             "--trainer.logger.init_args.name=skip", "--trainer.enable_progress_bar=false")  # fmt: skip
     scalars = read_scalars(user_dir / "runs" / "skip")
     assert "allocation/solved" in scalars and [v for _, v in scalars["budget/epoch_samples"]] == [64.0, 64.0]
+
+
+@pytest.mark.slow
+def test_a_users_screening_allocator_chooses_prompts_within_the_budget(user_dir):
+    """Candidates, staged pilots and a capped commit, written as a user would, outside the package."""
+    _gvmlit(user_dir, "fit", "--config", "raft.yaml", *TINY["raft"], "--model.init_args.allocator=screen.Screen",
+            "--trainer.logger.init_args.name=screen", "--trainer.enable_progress_bar=false")  # fmt: skip
+    scalars = read_scalars(user_dir / "runs" / "screen")
+    epoch_samples = [v for _, v in scalars["budget/epoch_samples"]]
+    pilots = [v for _, v in scalars["budget/epoch_pilot_samples"]]
+    # 16 candidates × 2 pilots in stage 0, 2 more for each ambiguous one, then the rest of N = 64 to mixed prompts
+    assert all(p >= 32 for p in pilots) and all(s <= 64 for s in epoch_samples)
+    assert [v for _, v in scalars["allocation/extra_prompts"]] == [8.0, 8.0]  # twice the epoch's 8 prompts screened
+    assert "allocation/mixed" in scalars and "allocation/unspent_samples" in scalars
 
 
 @pytest.mark.slow

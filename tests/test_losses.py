@@ -13,7 +13,7 @@ def test_clipped_surrogate_clips_both_sides_for_both_signs():
     old = torch.zeros(2, 3)
     new = torch.log(torch.tensor([[0.5, 1.1, 1.5], [0.5, 1.1, 1.5]]))
     adv = torch.tensor([2.0, -1.0])
-    loss, clipped = clipped_surrogate(new, old, adv, clip_low=0.2, clip_high=0.28)
+    loss, clipped, _ = clipped_surrogate(new, old, adv, clip_low=0.2, clip_high=0.28)
     # A = +2: -min(r*A, clip(r)*A) = -min(1.0, 1.6) = -1.0; -2.2; -min(3.0, 2.56) = -2.56
     # A = -1: -min(-0.5, -0.8) = 0.8; -min(-1.1, -1.1) = 1.1; -min(-1.5, -1.28) = 1.5
     expected = torch.tensor([[-1.0, -2.2, -2.56], [0.8, 1.1, 1.5]])
@@ -23,7 +23,7 @@ def test_clipped_surrogate_clips_both_sides_for_both_signs():
 
 def test_clipped_surrogate_gradient_is_zero_where_clipped():
     new = torch.log(torch.tensor([[1.5, 1.0]])).requires_grad_(True)
-    loss, _ = clipped_surrogate(new, torch.zeros(1, 2), torch.tensor([1.0]), 0.2, 0.2)
+    loss, _, _ = clipped_surrogate(new, torch.zeros(1, 2), torch.tensor([1.0]), 0.2, 0.2)
     (grad,) = torch.autograd.grad(loss.sum(), new)
     # clipped token: no gradient; unclipped at ratio 1: d(-r)/dlogp = -r = -1
     assert grad[0].tolist() == pytest.approx([0.0, -1.0])
@@ -98,11 +98,11 @@ def test_dual_clip_caps_the_loss_of_negative_advantages_only():
     # ratio e^2 ≈ 7.39 far above 1 + ε: with A = −1 the PPO loss is s·1 = 7.39; the dual clip caps it at 3
     logp, old = torch.full((2, 1), 2.0), torch.zeros(2, 1)
     adv = torch.tensor([-1.0, 1.0])
-    plain, _ = clipped_surrogate(logp, old, adv, 0.2, 0.2)
-    dual, _ = clipped_surrogate(logp, old, adv, 0.2, 0.2, dual_clip=3.0)
+    plain, _, _ = clipped_surrogate(logp, old, adv, 0.2, 0.2)
+    dual, _, _ = clipped_surrogate(logp, old, adv, 0.2, 0.2, dual_clip=3.0)
     assert plain[0, 0].item() == pytest.approx(math.exp(2.0)) and dual[0, 0].item() == pytest.approx(3.0)
     assert dual[1, 0].item() == plain[1, 0].item() == pytest.approx(-1.2)  # positive advantages: untouched
-    small, _ = clipped_surrogate(torch.zeros(1, 1), old[:1], adv[:1], 0.2, 0.2, dual_clip=3.0)
+    small, _, _ = clipped_surrogate(torch.zeros(1, 1), old[:1], adv[:1], 0.2, 0.2, dual_clip=3.0)
     assert small[0, 0].item() == pytest.approx(1.0)  # ratio 1: below the cap, unchanged
 
 

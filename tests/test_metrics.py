@@ -5,7 +5,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from gvmlit.metrics import evaluation_metrics, format_table, maj_at_k, mean_at_k, pass_at_k
+from gvmlit.metrics import BenchmarkMetrics, format_table, maj_at_k, mean_at_k, pass_at_k
 
 
 def test_pass_at_k_unbiased_estimator():
@@ -35,7 +35,10 @@ def test_evaluation_metrics_per_benchmark_and_average():
     greedy = np.array([1, 0, 1, 1])
     sampled = np.array([[1, 1, 0], [0, 0, 0], [1, 0, 0], [0, 0, 1]], dtype=float)
     answers = [["2", "2", "3"], ["1", None, "4"], ["6", "5", "5"], ["8", "9", "7"]]
-    table = evaluation_metrics(greedy, sampled, answers, ["a", "a", "b", "b"], ks=[1, 3])
+    metrics = BenchmarkMetrics(["a", "b"], samples=3, ks=[1, 3])
+    metrics.update(["a", "a", "b"], greedy[:3], sampled[:3], answers[:3])  # two batches, as evaluation sends them
+    metrics.update(["b"], greedy[3:], sampled[3:], answers[3:])
+    table = metrics.table()
     assert table["a"]["accuracy"] == 0.5 and table["b"]["accuracy"] == 1.0
     assert table["a"]["mean@3"] == pytest.approx(2 / 6)
     assert table["a"]["pass@1"] == pytest.approx((2 / 3 + 0) / 2)
@@ -46,3 +49,12 @@ def test_evaluation_metrics_per_benchmark_and_average():
     assert table["average"]["problems"] == 4
     text = format_table(table)
     assert "| a | 2 | 50.0 |" in text and "| average | 4 |" in text
+
+
+def test_micro_average_weighs_benchmarks_by_their_problems():
+    metrics = BenchmarkMetrics(["small", "large"], samples=0, ks=[], average="micro")
+    metrics.update(["small"], np.array([1.0]))
+    metrics.update(["large"] * 3, np.array([0.0, 0.0, 1.0]))
+    table = metrics.table()
+    assert set(table["small"]) == {"problems", "accuracy"}  # greedy only without samples
+    assert table["average"]["accuracy"] == pytest.approx(2 / 4)  # micro: 2 of 4 problems (macro would give 2/3)

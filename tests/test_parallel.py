@@ -106,10 +106,10 @@ def test_grad_norm_of_sharded_gradients_is_the_global_norm():
 
 SMALL = [
     "--data.init_args.prompts_per_epoch=16",
-    "--model.init_args.samples_per_prompt=4",
+    "--model.init_args.rollout.samples_per_prompt=4",
     "--data.init_args.batch_size=16",
     "--data.init_args.val_size=16",
-    "--model.init_args.val_samples=2",
+    "--model.init_args.evaluation.samples=2",
 ]
 
 
@@ -138,16 +138,16 @@ def fsdp_run(tmp_path_factory):
         "--model.init_args.policy.init_args.gradient_checkpointing=true",  # activation checkpointing under FSDP2
     ]  # fmt: skip
     first = _gvmlit("fit", *common, "--trainer.max_epochs=2")
-    first_scalars = read_scalars(out / "grpo_gvm" / "version_0")
-    first_events = {p.name for p in (out / "grpo_gvm" / "version_0").glob("events.out.tfevents.*")}
+    first_scalars = read_scalars(out / "grpo-gvm-seed0" / "version_0")
+    first_events = {p.name for p in (out / "grpo-gvm-seed0" / "version_0").glob("events.out.tfevents.*")}
     # the third epoch computes in bfloat16 (FSDP2 mixed precision) over the float32 master weights
     resumed = _gvmlit(
         "fit", *common, "--config", str(export_overlay), "--trainer.max_epochs=3", "--ckpt_path=last",
         "--trainer.strategy.init_args.param_dtype=bfloat16",
     )  # fmt: skip
-    checkpoint = out / "grpo_gvm" / "version_0" / "checkpoints" / "last.ckpt"
-    _gvmlit("export", str(out / "grpo_gvm" / "last.ckpt"), str(out / "exported"))  # the newest run's, through the link
-    resumed_events = sorted(p for p in (out / "grpo_gvm" / "version_0").glob("events.out.tfevents.*") if p.name not in first_events)
+    checkpoint = out / "grpo-gvm-seed0" / "version_0" / "checkpoints" / "last.ckpt"
+    _gvmlit("export", str(out / "grpo-gvm-seed0" / "last.ckpt"), str(out / "exported"))  # the newest run's, through the link
+    resumed_events = sorted(p for p in (out / "grpo-gvm-seed0" / "version_0").glob("events.out.tfevents.*") if p.name not in first_events)
     return {
         "out": out,
         "first": first,

@@ -41,13 +41,13 @@ class Crashes(Verifier):
 
 def _fit(tmp_path, *overrides):
     run_cli("fit", *RECIPE, f"--trainer.logger.init_args.save_dir={tmp_path}", *QUIET, *overrides)
-    return read_scalars(tmp_path / "raft_uniform")
+    return read_scalars(tmp_path / "raft-uniform-seed0")
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "abc"])
 def test_an_invalid_budget_is_refused_when_parsed(value):
-    line = cli_error("fit", *RECIPE, f"--model.init_args.samples_per_prompt={value}", "--trainer.logger=false")
-    assert "'model.samples_per_prompt' must be an integer > 0; got" in line and value.lstrip("-") in line
+    line = cli_error("fit", *RECIPE, f"--model.init_args.rollout.samples_per_prompt={value}", "--trainer.logger=false")
+    assert "'model.rollout.samples_per_prompt' must be an integer > 0; got" in line and value.lstrip("-") in line
 
 
 def test_an_epoch_with_nothing_accepted_is_logged_and_skipped_and_the_run_goes_on(tmp_path, caplog):
@@ -78,14 +78,14 @@ def test_a_users_verifier_that_hangs_or_crashes_stops_the_run_in_one_line(tmp_pa
     assert f"{verifier} failed on" in errors[0] and expected in errors[0] and "stopping rather than training on zero rewards" in errors[0]
     if verifier == "Crashes":
         assert "cannot parse the gold answer" in errors[0]  # the user's own exception, named
-    assert not (tmp_path / "runs" / "raft_uniform").exists() or not any((tmp_path / "runs" / "raft_uniform").iterdir())
+    assert not (tmp_path / "runs" / "raft-uniform-seed0").exists() or not any((tmp_path / "runs" / "raft-uniform-seed0").iterdir())
 
 
 def test_two_runs_of_a_recipe_have_their_own_directories_and_last_means_the_last_one(tmp_path):
     args = ["--trainer.enable_checkpointing=true", "--trainer.max_epochs=1"]
     _fit(tmp_path, *args)
     _fit(tmp_path, *args)
-    root = tmp_path / "raft_uniform"
+    root = tmp_path / "raft-uniform-seed0"
     assert sorted(p.name for p in root.iterdir()) == ["last.ckpt", "version_0", "version_1"]
     assert (root / "version_0" / "checkpoints" / "last.ckpt").is_file() and (root / "version_1" / "checkpoints" / "last.ckpt").is_file()
     assert (root / "last.ckpt").resolve() == (root / "version_1" / "checkpoints" / "last.ckpt").resolve()
@@ -101,7 +101,7 @@ def test_a_failed_run_leaves_no_empty_run_directory(tmp_path):
     line = cli_error("fit", *RECIPE, "--data.init_args.source=gvmlit.data.JsonlPrompts",
                      f"--data.init_args.source.init_args.train_file={bad}", f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}")  # fmt: skip
     assert f"{bad}:2: not UTF-8 text" in line
-    assert not (tmp_path / "runs" / "raft_uniform").exists() or not any((tmp_path / "runs" / "raft_uniform").iterdir())
+    assert not (tmp_path / "runs" / "raft-uniform-seed0").exists() or not any((tmp_path / "runs" / "raft-uniform-seed0").iterdir())
 
 
 def test_an_unwritable_log_directory_is_one_line(tmp_path):
@@ -112,7 +112,7 @@ def test_an_unwritable_log_directory_is_one_line(tmp_path):
 
 def test_malformed_yaml_names_the_file_and_the_line(tmp_path):
     recipe = tmp_path / "mine.yaml"
-    recipe.write_text("model:\n  init_args:\n    lr: [1,\n  samples_per_prompt: 4\n")
+    recipe.write_text("model:\n  init_args:\n    optim: [1,\n  rollout: 4\n")
     assert cli_error("fit", "--config", str(recipe)).startswith(f"gvmlit: error: {recipe}:5:1: not valid YAML")
 
 
@@ -140,7 +140,7 @@ def test_a_gpu_recipe_on_a_machine_without_a_gpu_says_how_to_try_it_on_cpu():
 def test_the_gpu_recipe_runs_on_cpu_with_the_tiny_overlay(tmp_path):
     run_cli("fit", "--config", "recipes/grpo_gvm.yaml", "--config", "configs/trainer/cpu_tiny.yaml", "--trainer.max_epochs=1",
             f"--trainer.logger.init_args.save_dir={tmp_path}", *QUIET)  # fmt: skip
-    scalars = read_scalars(tmp_path / "grpo_gvm")
+    scalars = read_scalars(tmp_path / "grpo-gvm-seed42")  # the paper recipe's seed
     # GVM's 8 pilots per prompt on top of 2 samples per prompt, 8 prompts, all counted
     assert [v for _, v in scalars["budget/samples_generated"]] == [8 * (8 + 2.0)]
     assert "val/math500/accuracy" in scalars or "val/accuracy" in scalars
@@ -156,9 +156,11 @@ def test_the_run_says_what_it_is_doing_and_nothing_else(tmp_path):
     assert "💡" not in text and "deprecated" not in text.lower()
     assert text.index("validation at step 0") < text.index("epoch 0:")  # π0 is evaluated before the first rollout
     assert "epoch 0: 8 prompts, 80 samples (budget 16 + 64 pilots)" in text  # GVM's pilots come on top, said so
-    assert f"checkpoint: {tmp_path}/raft_uniform/version_0/checkpoints/last.ckpt" in text
-    assert f"logs: {tmp_path}/raft_uniform/version_0" in text
-    test = subprocess.run([sys.executable, "-m", "gvmlit", "test", *RECIPE, f"--trainer.logger.init_args.save_dir={tmp_path}",
+    # the run is named after what ran: the allocator swapped on the command line, not the recipe's
+    assert f"checkpoint: {tmp_path}/raft-gvm-seed0/version_0/checkpoints/last.ckpt" in text
+    assert f"logs: {tmp_path}/raft-gvm-seed0/version_0" in text
+    test = subprocess.run([sys.executable, "-m", "gvmlit", "test", *RECIPE, "--model.init_args.allocator=configs/allocator/gvm.yaml",
+                           f"--trainer.logger.init_args.save_dir={tmp_path}",
                            "--ckpt_path", "last", *QUIET], cwd=ROOT, capture_output=True, text=True, env=env)  # fmt: skip
     assert test.returncode == 0, test.stderr[-2000:]
     assert "test at step 2 (160 samples generated)" in test.stderr + test.stdout  # the checkpoint's step, not 0

@@ -18,21 +18,26 @@ log = logging.getLogger("gvmlit")
 
 
 class RolloutLogger(Callback):
-    """Writes what the learner returns — each epoch's ``EpochRollouts`` and each ``Evaluation`` — to
-    every logger: scalars, histograms (TensorBoard) and the allocation scatter, plus evaluation curves
-    against generated samples (``val/<metric>_vs_samples``). Added by every gvmlit learner."""
+    """Writes what the learner produced — the epoch's ``EpochRollouts`` (``pl_module.epoch_result``, set by
+    the learner's own epoch hook) and each ``Evaluation`` (``pl_module.last_evaluation``) — to every
+    logger: scalars, histograms (TensorBoard) and the allocation scatter, plus evaluation curves against
+    generated samples (``val/<metric>_vs_samples``). Added by every gvmlit learner."""
 
     def __init__(self) -> None:
         self._logged_evaluation = None
+        self._logged_epoch = None
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._log_evaluation(trainer, pl_module)  # π0's evaluation, made before the first rollout
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        result = pl_module.last_rollouts  # None for learners that serve their own data (SFT)
-        if result is None or result.epoch != trainer.current_epoch:
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        """The epoch's rollouts, as soon as its first batch is served (the learner collected them in its
+        epoch hook, which runs after the callbacks')."""
+        result = getattr(pl_module, "epoch_result", None)  # None for learners that serve their own data (SFT)
+        if result is None or result is self._logged_epoch or result.epoch != trainer.current_epoch:
             return
-        step = trainer.global_step
+        self._logged_epoch = result
+        step = result.step
         for logger in trainer.loggers:
             logger.log_metrics({**result.metrics, "epoch": float(result.epoch)}, step=step)
             if isinstance(logger, TensorBoardLogger):
@@ -46,7 +51,7 @@ class RolloutLogger(Callback):
                     logger.experiment.add_figure("allocation/samples_vs_estimated_acceptance", figure, step)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        result = pl_module.last_rollouts
+        result = getattr(pl_module, "epoch_result", None)
         if result is not None and result.epoch == trainer.current_epoch:
             for logger in trainer.loggers:
                 logger.log_metrics({"time/epoch_seconds": time.perf_counter() - result.started}, step=trainer.global_step)

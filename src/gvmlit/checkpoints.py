@@ -18,13 +18,16 @@ torch's DCP) are not covered by this guarantee.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
+import random
 import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -156,3 +159,51 @@ def version_of(checkpoint: Path, root: Path) -> int | str | None:
         name = relative.parts[0]
         return int(name.split("_")[-1]) if re.fullmatch(r"version_\d+", name) else name
     return None
+
+
+# ---------------------------------------------------------------------- what a checkpoint records
+def rng_state() -> dict:
+    """Every global random state (torch, CUDA, NumPy, Python) as values a weights-only load accepts."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "python": random.getstate(),
+    }
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    random.setstate(state["python"])
+
+
+def describe_component(component) -> dict:
+    """A component's class and constructor arguments as plain values (``class_path`` / ``init_args``,
+    as in a recipe), with a seed derived from the run seed written out: what produced a checkpoint."""
+    cls = type(component)
+    args = {k: _plain(v) for k, v in sorted(vars(component).items()) if not k.startswith("_")}
+    if "seed" in args and args["seed"] is None and hasattr(component, "resolved_seed"):
+        args["seed"] = component.resolved_seed
+    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": args}
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool):
+        return value
+    for kind in (int, float, str):  # jsonargparse's PositiveInt & co. are subclasses a weights-only load refuses
+        if isinstance(value, kind):
+            return kind(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return repr(value)

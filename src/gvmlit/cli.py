@@ -22,6 +22,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from gvmlit.algorithms.base import PolicyModule
+from gvmlit.algorithms.settings import MOVED_KEYS
 from gvmlit.checkpoints import check_checkpoint_file, run_to_resume, version_of
 from gvmlit.data.rollout import RolloutDataModule
 from gvmlit.errors import GvmlitError
@@ -35,6 +36,16 @@ NEW_RUN_DIRS: list[Path] = []
 
 #: keys that sat under ``data`` before the learner owned the rollout parts
 MOVED_TO_MODEL = ("sampler", "verifier", "allocator", "eval_sampler", "samples_per_prompt", "acceptance_threshold", "val_samples", "eval_ks")
+
+
+def moved_key_hint(section: str, key: str) -> str | None:
+    """Where a key of an older recipe lives now (``model.lr`` → ``model.init_args.optim.lr``), or None."""
+    if section == "data" and key in MOVED_TO_MODEL:
+        target = MOVED_KEYS.get(key, key)
+        return f"'data.{key}' has moved: the learner owns it now — write it under model.init_args.{target} (see README)"
+    if section == "model" and key in MOVED_KEYS:
+        return f"'model.{key}' has moved into a settings group: write it as model.init_args.{MOVED_KEYS[key]} (see README)"
+    return None
 
 
 #: lines of jsonargparse's union reports that only describe the report's structure
@@ -52,8 +63,8 @@ def summarize_config_error(message: str) -> str:
     reasons = [line for line in lines if line and not _STRUCTURE.match(line)]
     reason = reasons[-1] if reasons else (lines[0] if lines else message)
     if m := re.search(r"Option '([^']+)' is not accepted", message):
-        if path == "data" and m.group(1) in MOVED_TO_MODEL:
-            return f"'data.{m.group(1)}' has moved: the learner owns it now — write it under model.init_args.{m.group(1)} (see README)"
+        if hint := moved_key_hint(path.split(".")[0], m.group(1)):
+            return hint
         owner = classes[-1] if classes else path
         allowed = _init_arguments(owner)
         hint = f"; accepted: {', '.join(allowed)}" if allowed else ""
@@ -122,6 +133,7 @@ class GVMLitCLI(LightningCLI):
     """LightningCLI with gvmlit's defaults: a rollout dataset rebuilt every epoch, omegaconf ``${}``."""
 
     def __init__(self, args=None, run: bool = True) -> None:
+        args = expand_recipes(list(sys.argv[1:] if args is None else args))  # recipes built from parts (``base:``)
         epilog = (
             "Each component's own keys: with a recipe, gvmlit fit --config RECIPE --help lists them after this; "
             "or ask for one class: --model.help gvmlit.algorithms.GRPO, --data.help gvmlit.data.RolloutDataModule, "
@@ -140,11 +152,9 @@ class GVMLitCLI(LightningCLI):
             datamodule_class=RolloutDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
-            trainer_defaults={
-                "reload_dataloaders_every_n_epochs": 1,  # rollouts come from the live policy every epoch
-                "num_sanity_val_steps": 0,  # the module evaluates the starting policy itself
+            trainer_defaults={  # conveniences only: a plain Trainer trains the same (tests/algorithms/test_python_api.py)
+                "num_sanity_val_steps": 0,  # the module evaluates the starting policy itself (it skips the sanity check)
                 "log_every_n_steps": 1,
-                "use_distributed_sampler": False,  # the data module splits rollouts across ranks by tokens
             },
             save_config_kwargs={"overwrite": True},
             parser_kwargs=parser_kwargs,
@@ -157,16 +167,30 @@ class GVMLitCLI(LightningCLI):
         kwargs.setdefault("allow_abbrev", False)  # a misspelt key must fail, not match a longer one
         parser = GVMLitArgumentParser(**kwargs)
         parser.add_argument("-c", "--config", action=ActionConfigFile, help="Path to a YAML recipe; later files win.")
+        parser.add_argument(
+            "--base", type=list[str] | str | None, default=None,
+            help="In a recipe: the files it is built from (relative to it), read before it; gvmlit expands them into --config files.",
+        )  # fmt: skip
         return parser
+
+    def before_instantiate_classes(self) -> None:
+        """The saved config.yaml is the fully resolved run: it needs no parts (and its directory has none)."""
+        if self.subcommand:
+            self.config[self.subcommand]["base"] = None
 
     def _instantiate_trainer(self, config: dict, callbacks: list):
         """Each run checkpoints into its own ``<save_dir>/<name>/version_N/checkpoints`` (``last.ckpt``
         every epoch, nothing else), and ``--ckpt_path last`` resumes the last run that saved one, logging
-        into that run's directory again (gvmlit.checkpoints)."""
+        into that run's directory again (gvmlit.checkpoints). Unless the recipe names the run, its name says
+        what runs (``grpo-gvmpp-seed0``: algorithm, allocator, seed), and a new run claims its ``version_N``
+        atomically, so that runs started together never share a directory."""
         logger = config.get("logger")
         if isinstance(logger, TensorBoardLogger) and self.subcommand:
+            if logger._name in ("", "lightning_logs", "auto"):
+                logger._name = run_name(self.model, self.config[self.subcommand].get("seed_everything"))
             self._resume_into_its_run(logger)
-            if not Path(logger.log_dir).exists():
+            if logger._version is None and launcher_rank() == "0":
+                logger._version = claim_version(Path(logger.root_dir))
                 NEW_RUN_DIRS.append(Path(logger.log_dir))  # removed again if the run fails before logging anything
         configured = list(callbacks) + list(config.get("callbacks") or [])
         if config.get("enable_checkpointing", True) is not False and not any(isinstance(c, ModelCheckpoint) for c in configured):
@@ -231,6 +255,33 @@ class GVMLitCLI(LightningCLI):
         return {name: spec for name, spec in super().subcommands().items() if name in SUBCOMMANDS}
 
 
+def run_name(model, seed) -> str:
+    """A run's directory name from what actually runs: ``<algorithm>-<allocator>-seed<k>``
+    (``raft++-gvmpp-seed0``, ``grpo-uniform-seed3``, ``sft-seed0``)."""
+    algorithm = getattr(model, "variant", type(model).__name__.lower())
+    parts = [algorithm]
+    allocator = getattr(model, "allocator", None)
+    if allocator is not None:
+        parts.append(allocator.short_name)
+    if getattr(getattr(model, "groups", None), "dynamic_sampling", False):
+        parts.append("dapo")
+    return "-".join(parts) + (f"-seed{seed}" if isinstance(seed, int) else "")
+
+
+def claim_version(root: Path) -> int:
+    """The next ``version_N`` under ``root``, created here and now: ``mkdir`` fails for a second claimant,
+    which takes the next number (two runs started together get two directories)."""
+    root.mkdir(parents=True, exist_ok=True)
+    taken = [int(m.group(1)) for d in root.iterdir() if (m := re.fullmatch(r"version_(\d+)", d.name))]
+    version = max(taken, default=-1) + 1
+    while True:
+        try:
+            (root / f"version_{version}").mkdir()
+            return version
+        except FileExistsError:
+            version += 1
+
+
 def recipe_components(argv: list[str]) -> dict[str, str]:
     """The class of each component the recipes on the command line choose (later files win):
     ``{"model": "gvmlit.algorithms.GRPO", "model.init_args.allocator": …, "data": …}``."""
@@ -289,6 +340,44 @@ def config_files(argv: list[str]) -> list[str]:
     return [b for a, b in zip(argv, argv[1:]) if a in ("-c", "--config")] + [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
 
 
+def expand_recipes(argv: list[str]) -> list[str]:
+    """Recipes built from parts: ``--config F`` where F says ``base: [A, B]`` (paths relative to F) becomes
+    ``--config A --config B --config F`` — the parts first, recursively, later files winning, as if the user
+    had listed them. (jsonargparse's own nested ``config:`` key does not merge a file's keys deeply with
+    its parts'; separate ``--config`` files do.)"""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-c", "--config") and i + 1 < len(argv):
+            name, i = argv[i + 1], i + 2
+        elif arg.startswith("--config="):
+            name, i = arg.split("=", 1)[1], i + 1
+        else:
+            out.append(arg)
+            i += 1
+            continue
+        for part in _with_bases(Path(name), ()):
+            out += ["--config", str(part)]
+    return out
+
+
+def _with_bases(path: Path, chain: tuple[Path, ...]) -> list[Path]:
+    import yaml
+
+    check_config_files(["--config", str(path)])
+    recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
+    bases = recipe.get("base") if isinstance(recipe, dict) else None
+    parts: list[Path] = []
+    for base in [bases] if isinstance(bases, str) else bases or []:
+        resolved = path.parent / base
+        if not resolved.is_file():
+            raise GvmlitError(f"{path}: base {base!r} not found (read relative to the recipe: {resolved})")
+        if resolved.resolve() in {c.resolve() for c in (*chain, path)}:
+            raise GvmlitError(f"{path}: base {base!r} leads back to itself")
+        parts += _with_bases(resolved, (*chain, path))
+    return [*parts, path]
+
+
 def check_config_files(argv: list[str]) -> None:
     """Every ``--config`` file exists and is valid YAML; a problem names the file and the line."""
     import yaml
@@ -343,9 +432,9 @@ def main(args=None) -> None:
         else:
             check_config_files(argv)
             if {"-h", "--help"} & set(argv) and argv[:1] and argv[0] in SUBCOMMANDS:
-                help_with_components(argv)
+                help_with_components(expand_recipes(argv))
             else:
-                GVMLitCLI(args=args)
+                GVMLitCLI(args=argv)
     except Exception as err:  # noqa: BLE001 — a user-fixable problem gets one line, anything else its traceback
         _discard_empty_runs()
         cause = _user_error(err)

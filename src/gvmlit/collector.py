@@ -1,13 +1,15 @@
 """RolloutCollector: sample → verify → gather → count, the machinery of every E-step and evaluation.
 
 Given a policy snapshot, a sampler and a verifier, :meth:`RolloutCollector.collect` returns exactly
-n_i scored :class:`~gvmlit.records.Completion` objects per prompt and adds every generated sample and
-token to the :class:`Budget` under its purpose (``pilot``, ``train`` or ``eval``) — the honest count
-that gvmlit logs. It knows nothing of Lightning's Trainer.
+n_i scored :class:`~gvmlit.records.Completion` objects per prompt — reward, outcome and whether each
+is accepted (the one place acceptance is decided) — and adds every generated sample and token to the
+:class:`Budget` under its purpose (``pilot``, ``train`` or ``eval``): the honest count that gvmlit
+logs. It knows nothing of Lightning's Trainer.
 
-Under several processes every rank calls ``collect`` with the same prompts and counts; each rank
-generates and verifies a share balanced by expected tokens, and the scored samples are gathered back
-so that every rank returns (and counts) the same global result.
+Under several processes every rank calls ``collect`` with the same prompts and counts (training draws);
+each rank generates and verifies a share balanced by expected tokens, and the scored samples are
+gathered back so that every rank returns (and counts) the same global result. Evaluation calls it with
+``across_ranks=False``: each rank scores its own problems and nothing is exchanged.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ class Budget:
         counts.samples += sum(len(g) for g in groups)
         counts.tokens += sum(len(c.token_ids) for g in groups for c in g)
 
+    def add_total(self, purpose: Purpose, samples: int, tokens: int) -> None:
+        """Count samples generated on all ranks together (evaluation sums its ranks' counts when it ends)."""
+        self.total[purpose].samples += samples
+        self.total[purpose].tokens += tokens
+
     def samples(self, *purposes: Purpose) -> int:
         return sum(self.total[p].samples for p in purposes)
 
@@ -75,14 +82,18 @@ class RolloutCollector:
         budget: where generated samples and tokens are counted.
         max_fault_fraction: stop the run when more than this share of one collection's answers are
             verifier faults (``timeout`` / ``error``): training on them would train on zeros.
+        acceptance_threshold: a completion is accepted when its reward reaches this.
     """
 
-    def __init__(self, sampler: Sampler, verifier: Verifier, tokenizer, budget: Budget, max_fault_fraction: float = 0.5) -> None:
+    def __init__(
+        self, sampler: Sampler, verifier: Verifier, tokenizer, budget: Budget, max_fault_fraction: float = 0.5, acceptance_threshold: float = 1.0
+    ) -> None:
         self.sampler = sampler
         self.verifier = verifier
         self.tokenizer = tokenizer
         self.budget = budget
         self.max_fault_fraction = max_fault_fraction
+        self.acceptance_threshold = acceptance_threshold
 
     def collect(
         self,
@@ -94,35 +105,44 @@ class RolloutCollector:
         greedy: bool = False,
         sampler: Sampler | None = None,
         expected_response_tokens: Sequence[float] | None = None,
+        across_ranks: bool = True,
     ) -> list[list[Completion]]:
-        """``counts[i]`` scored completions of ``prompts[i]`` for every i, identical on every rank.
+        """``counts[i]`` scored completions of ``prompts[i]`` for every i.
 
+        With ``across_ranks`` (training draws) every rank calls this with the same arguments, draws a
+        token-balanced share, and returns the same gathered result; the sampler is prepared (an engine's
+        weight sync, a collective) and released around it. Without (evaluation) this rank draws all of
+        its own prompts, exchanges nothing and leaves preparing the sampler to the caller.
         ``sampler`` overrides the collector's own (evaluation); ``expected_response_tokens`` balances
         the ranks' shares (default: half of ``max_new_tokens`` per sample).
         """
         sampler = sampler or self.sampler
         counts = [int(n) for n in counts]
-        rank, size = world()
+        rank, size = world() if across_ranks else (0, 1)
         expected = expected_response_tokens or [sampler.max_new_tokens / 2] * len(prompts)
         mine = rank_share([n * (len(p.token_ids) + e) for p, n, e in zip(prompts, counts, expected)], rank, size)
-        sampler.prepare(policy)  # every rank, even with nothing to draw: an engine's weight sync is a collective
+        if across_ranks:
+            sampler.prepare(policy)  # every rank, even with nothing to draw: an engine's weight sync is a collective
         try:
             local = sampler.generate(
                 policy, self.tokenizer, [prompts[i].token_ids for i in mine], [counts[i] for i in mine],
                 greedy=greedy, desc=f"{purpose}: sampling",
             )  # fmt: skip
         finally:
-            sampler.release()
+            if across_ranks:
+                sampler.release()
         flat = [(prompts[i].record, c) for i, group in zip(mine, local) for c in group]
         verdicts = self.verifier.score([c.text for _, c in flat], [r for r, _ in flat], desc=f"{purpose}: verifying")
         for (_, completion), verdict in zip(flat, verdicts):
             completion.reward, completion.outcome = verdict.reward, verdict.outcome
+            completion.accepted = verdict.reward >= self.acceptance_threshold
         Budget._add(self.budget.local[purpose], local)
         groups: list[list[Completion]] = [[] for _ in prompts]
-        for indices, part in all_gather_objects((mine, local)):  # every rank gets every rank's samples
+        for indices, part in all_gather_objects((mine, local)) if across_ranks else [(mine, local)]:
             for i, group in zip(indices, part):
                 groups[i] = group
-        Budget._add(self.budget.total[purpose], groups)
+        if across_ranks:  # evaluation's totals are summed over ranks when it ends (Budget.add_total)
+            Budget._add(self.budget.total[purpose], groups)
         self._check_faults(groups, purpose)
         return groups
 

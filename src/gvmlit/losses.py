@@ -6,12 +6,15 @@ position t scores token t+1 of the input), ``V`` vocabulary.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
-Aggregation = Literal["token_mean", "seq_mean_token_mean", "prompt_mean"]
-AGGREGATIONS: tuple[str, ...] = ("token_mean", "seq_mean_token_mean", "prompt_mean")
+Aggregation = Literal["token_mean", "seq_mean_token_mean", "prompt_mean", "dapo", "dr_grpo", "grpo", "bnpo"]
+AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
+#: TRL's loss_type names that are gvmlit's own modes under another name
+TRL_NAMES: dict[str, str] = {"grpo": "seq_mean_token_mean", "bnpo": "token_mean"}
+RatioLevel = Literal["token", "sequence"]
 SingletonGroups = Literal["drop", "zero", "batch_mean", "reward"]
 
 
@@ -21,6 +24,30 @@ def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: flo
     if temperature != 1.0:
         logits = logits / temperature
     return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [B, T]
+
+
+def processed_logprobs(
+    logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0
+) -> torch.Tensor:
+    """log-probs [B, T] of ``targets`` under the distribution a sampler actually draws from: logits / T,
+    then top-k, top-p (nucleus) and min-p truncation, renormalised (the order of transformers' and vLLM's
+    samplers). A target outside the kept set gets −inf. ``top_k = 0``, ``top_p = 1``, ``min_p = 0``: off.
+    """
+    logits = logits.float() / temperature
+    if top_k > 0 and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        probs = torch.softmax(logits, dim=-1)
+        sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+        # a token is dropped when the mass of the tokens before it already reaches top_p (the top one stays)
+        drop_sorted = (sorted_probs.cumsum(-1) - sorted_probs) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    if min_p > 0.0:
+        probs = torch.softmax(logits, dim=-1)
+        logits = logits.masked_fill(probs < min_p * probs.max(dim=-1, keepdim=True).values, float("-inf"))
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
 def token_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -41,10 +68,16 @@ def clipped_surrogate(
     clip_low: float,
     clip_high: float,
     dual_clip: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    level: RatioLevel = "token",
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """PPO clipped surrogate per token (RAFT++ and GRPO, docs/method.md eq. 9):
 
         loss_t = −min(s_t·A, clip(s_t, 1−ε_low, 1+ε_high)·A),   s_t = π_θ/π_old
+
+    ``level="sequence"`` is GSPO's ratio (Zheng et al., 2025): one ratio per sequence, the geometric mean
+    s = exp(mean_t log(π_θ/π_old)) over its response tokens (``mask`` [B, T] needed), clipped with the
+    range given; every token of the sequence then carries the same loss, as in TRL.
 
     With ``dual_clip`` c (> 1, verl's ``clip_ratio_c``), a token with A < 0 loses at most −c·A: a
     stale ratio far above 1 cannot push its loss without bound (Ye et al., 2020; the reference code
@@ -53,16 +86,68 @@ def clipped_surrogate(
     Args:
         logprobs, old_logprobs: [B, T]. advantages: [B] (one per sequence).
     Returns:
-        (loss [B, T], clipped [B, T]) where ``clipped`` marks tokens whose clipped branch was active.
+        (loss [B, T], clipped [B, T], ratio [B, T]): ``clipped`` marks tokens whose clipped branch was
+        active; ``ratio`` is the (token or sequence) ratio each token used.
     """
-    ratio = torch.exp(logprobs - old_logprobs)
+    log_ratio = logprobs - old_logprobs
+    if level == "sequence":
+        if mask is None:
+            raise ValueError("a sequence-level ratio needs the response mask")
+        weights = mask.to(log_ratio.dtype)
+        per_sequence = (log_ratio * weights).sum(-1, keepdim=True) / weights.sum(-1, keepdim=True).clamp(min=1.0)
+        log_ratio = per_sequence.expand_as(logprobs)
+    elif level != "token":
+        raise ValueError(f"unknown ratio level {level!r}; allowed: token, sequence")
+    ratio = torch.exp(log_ratio)
     adv = advantages.unsqueeze(-1).to(ratio.dtype)
     unclipped = -ratio * adv
     clipped = -torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high) * adv
     loss = torch.maximum(unclipped, clipped)
     if dual_clip is not None:
         loss = torch.where(adv < 0, torch.minimum(loss, -dual_clip * adv), loss)
-    return loss, (clipped > unclipped)
+    return loss, (clipped > unclipped), ratio.detach()
+
+
+def correction_weights(
+    trainer_logprobs: torch.Tensor,
+    sampler_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    level: RatioLevel = "token",
+    action: Literal["truncate", "mask"] = "truncate",
+    cap: float = 2.0,
+) -> torch.Tensor:
+    """Importance weights [B, T] correcting the rollout–trainer mismatch (docs/method.md eq. 13):
+    w = π_trainer / π_sampler of the sampled tokens, per token or per sequence (the product of its token
+    ratios), with weights above ``cap`` truncated to it (``truncate``) or set to 0 (``mask``). Zero
+    outside ``mask``. Both log-probs are of the distribution the sampler draws from (its processing
+    applied), so a sampler that computes exactly what the trainer does gives w = 1.
+    """
+    mask = mask.to(torch.float32)
+    log_w = (trainer_logprobs.float() - sampler_logprobs.float()) * mask
+    if level == "sequence":
+        log_w = log_w.sum(-1, keepdim=True).expand_as(mask)
+    elif level != "token":
+        raise ValueError(f"unknown correction level {level!r}; allowed: token, sequence")
+    w = torch.exp(log_w.clamp(max=20.0))
+    w = torch.clamp(w, max=cap) if action == "truncate" else torch.where(w > cap, torch.zeros_like(w), w)
+    return w * mask
+
+
+def mismatch_statistics(trainer_logprobs: torch.Tensor, sampler_logprobs: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None = None) -> dict[str, float]:
+    """How far the sampler's log-probs are from the trainer's on the sampled tokens (``mask`` [B, T]):
+    ``kl`` = KL(π_sampler ‖ π_trainer) per token by the k3 estimator (samples come from the sampler),
+    ``abs_logprob_diff`` = mean |log π_sampler − log π_trainer|, and with ``weights`` their mean, min and
+    max and the share of tokens whose weight was cut (capped or masked: w ≠ its raw value)."""
+    mask = mask.bool()
+    if not mask.any():
+        return {}
+    diff = (trainer_logprobs.float() - sampler_logprobs.float())[mask]  # log(π_t / π_s)
+    stats = {"kl": float((torch.exp(diff) - diff - 1.0).mean()), "abs_logprob_diff": float(diff.abs().mean())}
+    if weights is not None:
+        w = weights[mask]
+        stats.update({"weight_mean": float(w.mean()), "weight_min": float(w.min()), "weight_max": float(w.max())})
+        stats["weight_cut_share"] = float((~torch.isclose(w, torch.exp(diff))).float().mean()) if w.shape == diff.shape else 0.0
+    return stats
 
 
 def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, log_ratio_clamp: float = 20.0, value_clamp: float = 10.0) -> torch.Tensor:
@@ -82,19 +167,39 @@ def aggregate(
     mask: torch.Tensor,
     mode: Aggregation = "token_mean",
     group_ids: torch.Tensor | None = None,
+    *,
+    global_tokens: float | None = None,
+    world_size: int = 1,
+    max_tokens: int | None = None,
 ) -> torch.Tensor:
-    """Reduce a per-token loss [B, T] over response tokens (``mask`` [B, T]) to a scalar.
+    """Reduce a per-token loss [B, T] over response tokens (``mask`` [B, T]) to a scalar
+    (docs/method.md §4 "aggregation": how each mode weighs prompts with different numbers of samples).
 
-    - ``token_mean``: Σ loss / Σ tokens over the whole mini-batch (reference code; long responses weigh more).
-    - ``seq_mean_token_mean``: the mean over sequences of each sequence's token mean (the paper's formula).
-    - ``prompt_mean``: the token mean of each sequence, averaged within each prompt's group, then over
+    - ``token_mean`` (TRL's ``bnpo``): Σ loss / Σ tokens over the mini-batch (reference code; long
+      responses, and prompts with more samples, weigh more).
+    - ``seq_mean_token_mean`` (TRL's ``grpo``): the mean over sequences of each sequence's token mean
+      (the paper's formula; every sequence weighs the same, so a prompt weighs by its number of samples).
+    - ``prompt_mean``: each sequence's token mean, averaged within each prompt's group, then over
       prompts: every prompt present weighs the same, whatever its number of samples (the paper's
       per-prompt estimator, ĝ = Σ_i 1/|D_i| Σ_{y∈D_i} …). Needs ``group_ids`` [B].
+    - ``dapo``: Σ loss / (``global_tokens`` / ``world_size``), with ``global_tokens`` the response tokens of
+      this optimiser step on all ranks: after the ranks' gradients are averaged, the token mean over
+      the whole step (TRL's ``dapo``). On one process it equals ``token_mean``.
+    - ``dr_grpo``: Σ loss / (B × ``max_tokens``), a constant normaliser (Dr. GRPO, Liu et al., 2025).
     Sequences with no response token are ignored.
     """
+    mode = TRL_NAMES.get(mode, mode)
     mask = mask.to(per_token.dtype)
+    total = (per_token * mask).sum()
     if mode == "token_mean":
-        return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+        return total / mask.sum().clamp(min=1.0)
+    if mode == "dapo":
+        tokens = float(mask.sum()) if global_tokens is None else float(global_tokens)
+        return total / max(tokens / world_size, 1e-8)
+    if mode == "dr_grpo":
+        if max_tokens is None:
+            raise ValueError("dr_grpo aggregation needs max_tokens (the sampler's max_new_tokens)")
+        return total / max(per_token.shape[0] * max_tokens, 1)
     tokens = mask.sum(-1)  # [B]
     has_tokens = tokens > 0
     seq_mean = (per_token * mask).sum(-1) / tokens.clamp(min=1.0)  # [B]

@@ -1,4 +1,5 @@
-"""Metrics as pure functions: mean@k, unbiased pass@k, maj@k, and what an epoch of rollouts looked like."""
+"""Metrics: mean@k, unbiased pass@k and maj@k as pure functions and as torchmetrics classes that sync across
+ranks (held-out evaluation), and what an epoch of rollouts looked like."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Sequence
 from math import comb
 
 import numpy as np
+import torch
+from torchmetrics import Metric
 
 from gvmlit.records import OUTCOMES, Completion
 
@@ -57,49 +60,118 @@ def maj_at_k(answers: list, correct: list[float], k: int) -> float:
     return first_correct[winner]
 
 
-def evaluation_metrics(
-    greedy: np.ndarray,
-    sampled: np.ndarray | None,
-    answers: list[list] | None,
-    groups: list[str],
-    ks: list[int] | None = None,
-    average: str = "macro",
-) -> dict[str, dict[str, float]]:
-    """Per-group (benchmark) and averaged evaluation metrics.
+class ProblemAverage(Metric):
+    """The mean over problems of a per-problem score (``update`` takes one score per problem), with its
+    sums synced across ranks by torchmetrics when computed: ranks may hold different numbers of problems,
+    and the result is the mean over all of them, each counted once."""
 
-    Args:
-        greedy: [P] 0/1 greedy correctness per problem.
-        sampled: [P, n] 0/1 correctness of n samples per problem (or None).
-        answers: [P][n] canonical answers of the samples (for maj@k).
-        groups: [P] benchmark name of each problem.
-        ks: the k of pass@k and maj@k (default: 1 and n).
-        average: with several benchmarks, the ``average`` row is the unweighted mean over benchmarks
-            (``macro``, as papers report their five-benchmark average) or over all problems (``micro``).
-    Returns:
-        {benchmark: {"accuracy", "mean@n", "pass@k"…, "maj@k"…, "problems"}}, plus ``average`` when
-        there are several benchmarks.
-    """
-    table: dict[str, dict[str, float]] = {}
-    names = list(dict.fromkeys(groups))
-    n = 0 if sampled is None else sampled.shape[1]
-    ks = sorted({k for k in (ks or [1, n]) if 1 <= k <= n})
-    for name in names:
-        rows = [i for i, g in enumerate(groups) if g == name]
-        entry = {"problems": float(len(rows)), "accuracy": float(np.mean(greedy[rows]))}
-        if n:
-            block = sampled[rows]
-            entry[f"mean@{n}"] = mean_at_k(block)
-            for k in ks:
-                entry[f"pass@{k}"] = float(np.mean([pass_at_k(n, int(c), k) for c in block.sum(1)]))
-                if answers is not None:
-                    entry[f"maj@{k}"] = float(np.mean([maj_at_k(answers[i], sampled[i].tolist(), k) for i in rows]))
-        table[name] = entry
-    if len(names) > 1:
-        keys = [k for k in table[names[0]] if k != "problems"]
-        weights = np.array([table[b]["problems"] for b in names]) if average == "micro" else np.ones(len(names))
-        table["average"] = {k: float(np.average([table[b][k] for b in names], weights=weights)) for k in keys}
-        table["average"]["problems"] = float(sum(table[b]["problems"] for b in names))
-    return table
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("problems", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def _add(self, scores) -> None:
+        scores = torch.as_tensor(np.asarray(scores, dtype=np.float64), device=self.total.device)
+        self.total += scores.sum()
+        self.problems += scores.numel()
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.problems.clamp(min=1.0)
+
+    def problem_count(self) -> float:
+        """Problems seen on all ranks (a collective under several processes)."""
+        with self.sync_context():
+            return float(self.problems)
+
+
+class GreedyAccuracy(ProblemAverage):
+    """Greedy pass@1: the share of problems whose greedy answer is correct (``update(correct [P])``)."""
+
+    def update(self, correct) -> None:
+        self._add(correct)
+
+
+class MeanAtK(ProblemAverage):
+    """mean@n: the average correctness of n samples per problem (``update(correct [P, n])``)."""
+
+    def update(self, correct) -> None:
+        self._add(np.asarray(correct, dtype=np.float64).mean(axis=1))
+
+
+class PassAtK(ProblemAverage):
+    """Unbiased pass@k (Chen et al., 2021) from n ≥ k samples per problem (``update(correct [P, n])``)."""
+
+    def __init__(self, k: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.k = k
+
+    def update(self, correct) -> None:
+        correct = np.asarray(correct, dtype=np.int64)
+        self._add([pass_at_k(correct.shape[1], int(c), self.k) for c in correct.sum(axis=1)])
+
+
+class MajAtK(ProblemAverage):
+    """maj@k: the most frequent answer among the first k samples is correct (``update(answers [P][n],
+    correct [P, n])``; no-answers never vote)."""
+
+    def __init__(self, k: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.k = k
+
+    def update(self, answers, correct) -> None:
+        self._add([maj_at_k(a, list(c), self.k) for a, c in zip(answers, np.asarray(correct).tolist())])
+
+
+class BenchmarkMetrics:
+    """Per benchmark: greedy accuracy, and with n samples mean@n, pass@k and maj@k for each k — torchmetrics
+    ``Metric`` objects that sync across ranks when computed. ``table()`` gives
+    ``{benchmark: {"accuracy", "mean@n", "pass@k"…, "maj@k"…, "problems"}}``, plus ``average`` (the mean
+    over benchmarks, ``macro``, or over all problems, ``micro``) when there are several benchmarks."""
+
+    def __init__(self, benchmarks: list[str], samples: int, ks: list[int], average: str = "macro", device=None) -> None:
+        self.samples, self.ks, self.average = samples, [k for k in ks if 1 <= k <= samples], average
+        self.metrics: dict[str, dict[str, ProblemAverage]] = {}
+        for name in benchmarks:
+            entry: dict[str, ProblemAverage] = {"accuracy": GreedyAccuracy()}
+            if samples:
+                entry[f"mean@{samples}"] = MeanAtK()
+                for k in self.ks:
+                    entry[f"pass@{k}"], entry[f"maj@{k}"] = PassAtK(k), MajAtK(k)
+            self.metrics[name] = {key: metric.to(device) if device is not None else metric for key, metric in entry.items()}
+
+    def update(self, benchmarks: list[str], greedy, sampled=None, answers=None) -> None:
+        """One batch of problems: their benchmark names, greedy correctness [P], sampled correctness [P, n]
+        and canonical answers [P][n]."""
+        greedy = np.asarray(greedy)
+        for name in dict.fromkeys(benchmarks):
+            if name not in self.metrics:
+                raise KeyError(f"benchmark {name!r} is not among {list(self.metrics)}")
+            rows = [i for i, b in enumerate(benchmarks) if b == name]
+            entry = self.metrics[name]
+            entry["accuracy"].update(greedy[rows])
+            if self.samples and sampled is not None:
+                block = np.asarray(sampled)[rows]
+                for key, metric in entry.items():
+                    if key.startswith("maj@"):
+                        metric.update([answers[i] for i in rows], block)
+                    elif key != "accuracy":
+                        metric.update(block)
+
+    def table(self) -> dict[str, dict[str, float]]:
+        """The synced metrics (a collective under several processes: every rank calls it)."""
+        table: dict[str, dict[str, float]] = {}
+        for name, entry in self.metrics.items():
+            table[name] = {key: float(metric.compute()) for key, metric in entry.items()}
+            table[name] = {"problems": entry["accuracy"].problem_count(), **table[name]}
+        if len(table) > 1:
+            names = list(table)
+            keys = [k for k in table[names[0]] if k != "problems"]
+            weights = np.array([table[b]["problems"] for b in names]) if self.average == "micro" else np.ones(len(names))
+            table["average"] = {k: float(np.average([table[b][k] for b in names], weights=weights)) for k in keys}
+            table["average"]["problems"] = float(sum(table[b]["problems"] for b in names))
+        return table
 
 
 def format_table(table: dict[str, dict[str, float]]) -> str:

@@ -7,12 +7,16 @@ A *policy loader* is a small config object (chosen in YAML by ``class_path``) wh
   (``AutoModelForCausalLM``), with dtype, gradient checkpointing and chat-template switches.
 - :class:`TinyCharPolicy` — a freshly initialised Llama with a character-level tokenizer, for tests and
   for training the built-in task's SFT model from scratch.
+
+Either takes ``lora`` (:class:`~gvmlit.lora.LoraSettings`) to train LoRA adapters instead of the full
+weights (peft; :mod:`gvmlit.lora` says what changes).
 """
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -29,6 +33,8 @@ from transformers import (
 )
 
 from gvmlit.errors import GvmlitError
+from gvmlit.lora import LoraSettings, add_adapters
+from gvmlit.seeding import RunSeeded
 
 #: a local directory in a recipe is resolved relative to the recipe file (on the command line: to the
 #: working directory); anything else is a Hub model id
@@ -94,16 +100,56 @@ def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizer
 
 
 class PolicyLoader(ABC):
-    """Builds the policy model and its tokenizer. Subclasses are chosen in YAML by ``class_path``."""
+    """Builds the policy model and its tokenizer. Subclasses are chosen in YAML by ``class_path``; they
+    write ``load_base`` and may set ``lora`` (adapters on the base model)."""
+
+    lora: LoraSettings | None = None
 
     @abstractmethod
-    def load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-        """Return ``(model, tokenizer)``; the tokenizer pads on the left."""
+    def load_base(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        """Return ``(model, tokenizer)`` without adapters; the tokenizer pads on the left."""
 
     @property
     @abstractmethod
     def use_chat_template(self) -> bool:
         """Whether prompts are wrapped with the tokenizer's chat template."""
+
+    def load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        """The policy the learner trains: the base model, with LoRA adapters when ``lora`` is set."""
+        model, tokenizer = self.load_base()
+        return self.with_adapters(model), tokenizer
+
+    def with_adapters(self, model: PreTrainedModel):
+        """``model`` with this policy's adapters (fresh), or as is without ``lora``."""
+        return add_adapters(model, self.lora) if self.lora is not None else model
+
+    @property
+    def has_adapters(self) -> bool:
+        return self.lora is not None
+
+    @contextmanager
+    def adapters_disabled(self, model):
+        """The base model inside the block (the KL reference under LoRA)."""
+        if not self.has_adapters:
+            raise RuntimeError("adapters_disabled: this policy has no adapters")
+        with model.disable_adapter():
+            yield
+
+    def trim_checkpoint(self, checkpoint: dict, prefix: str = "model.") -> None:
+        """Under LoRA a checkpoint keeps only the policy weights that train (the adapters)."""
+        if self.has_adapters:
+            state = checkpoint["state_dict"]
+            checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith(prefix) or "lora_" in k}
+
+    def expect_checkpoint(self, checkpoint: dict, module, prefix: str = "model.") -> None:
+        """Before a LoRA checkpoint is loaded: its adapters must all be there; the base weights are not."""
+        if not self.has_adapters:
+            return
+        module.strict_loading = False
+        wanted = {prefix + k for k in module.model.state_dict() if "lora_" in k}
+        missing = wanted - set(checkpoint["state_dict"])
+        if missing:
+            raise GvmlitError(f"the checkpoint lacks {len(missing)} adapter weights of this policy's LoRA (e.g. {sorted(missing)[0]}): was it written with the same policy.lora?")
 
 
 class PretrainedPolicy(PolicyLoader):
@@ -118,6 +164,7 @@ class PretrainedPolicy(PolicyLoader):
         gradient_checkpointing: recompute activations in backward (less memory, ~30 % slower).
         chat_template: wrap prompts with the tokenizer's chat template (instruct models).
         trust_remote_code: passed to ``from_pretrained``.
+        lora: train LoRA adapters on the frozen model instead of its weights (None: full fine-tuning).
     """
 
     def __init__(
@@ -128,6 +175,7 @@ class PretrainedPolicy(PolicyLoader):
         gradient_checkpointing: bool = False,
         chat_template: bool = False,
         trust_remote_code: bool = False,
+        lora: LoraSettings | None = None,
     ) -> None:
         self.name_or_path = name_or_path
         self.tokenizer = tokenizer
@@ -135,12 +183,13 @@ class PretrainedPolicy(PolicyLoader):
         self.gradient_checkpointing = gradient_checkpointing
         self.chat_template = chat_template
         self.trust_remote_code = trust_remote_code
+        self.lora = lora
 
     @property
     def use_chat_template(self) -> bool:
         return self.chat_template
 
-    def load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    def load_base(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         path = _local_or_hub(self.name_or_path, "policy.name_or_path")
         tokenizer_path = _local_or_hub(self.tokenizer, "policy.tokenizer") if self.tokenizer is not None else path
         try:
@@ -177,7 +226,7 @@ def _local_or_hub(name, key: str) -> str:
     return name
 
 
-class TinyCharPolicy(PolicyLoader):
+class TinyCharPolicy(RunSeeded, PolicyLoader):
     """A freshly initialised Llama with a character-level tokenizer (tests, SFT from scratch).
 
     Args:
@@ -188,8 +237,11 @@ class TinyCharPolicy(PolicyLoader):
         max_length: maximum sequence length (prompt + response) in tokens.
         alphabet: characters the tokenizer knows (null: byte-level, any text).
         tie_embeddings: share the token-embedding matrix with ``lm_head``.
-        seed: initialisation seed.
+        seed: initialisation seed (None: derived from the run seed, gvmlit.seeding).
+        lora: train LoRA adapters on the initialised model instead of its weights (None: full training).
     """
+
+    seed_name = "policy.init"
 
     def __init__(
         self,
@@ -200,7 +252,8 @@ class TinyCharPolicy(PolicyLoader):
         max_length: int = 256,
         alphabet: str | None = DEFAULT_ALPHABET,
         tie_embeddings: bool = False,
-        seed: int = 0,
+        seed: int | None = None,
+        lora: LoraSettings | None = None,
     ) -> None:
         self.tie_embeddings = tie_embeddings
         self.hidden_size = hidden_size
@@ -210,12 +263,13 @@ class TinyCharPolicy(PolicyLoader):
         self.max_length = max_length
         self.alphabet = alphabet
         self.seed = seed
+        self.lora = lora
 
     @property
     def use_chat_template(self) -> bool:
         return False
 
-    def load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    def load_base(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         tokenizer = char_tokenizer(self.alphabet)
         config = LlamaConfig(
             vocab_size=len(tokenizer),
@@ -231,7 +285,7 @@ class TinyCharPolicy(PolicyLoader):
             tie_word_embeddings=self.tie_embeddings,
         )
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+            torch.manual_seed(self.resolved_seed)
             model = LlamaForCausalLM(config)
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         return model, tokenizer

@@ -67,13 +67,14 @@ class Completion:
     Attributes:
         token_ids: response tokens, ending with EOS when the model stopped by itself.
         text: the decoded response without special tokens.
-        logprobs: per-token log-probabilities under the policy at the sampling temperature,
-            log softmax(logits / T) over the whole vocabulary, before top-p truncation — what the
-            trainer recomputes (``rollout/sampler_trainer_logprob_diff`` compares the two); one per token
-            in ``token_ids``; greedy decoding reports T = 1. One exception: VLLMSampler with both T ≠ 1
-            and top_p < 1 reports them after top-p renormalisation (vLLM offers nothing else) and warns.
+        logprobs: per-token log-probabilities of the distribution the sampler drew from: logits / T,
+            then its top-k / top-p / min-p truncation, renormalised (the behaviour policy); one per token
+            in ``token_ids``; greedy decoding reports the untempered policy's. The trainer recomputes the
+            same for the sampled tokens (``rollout/mismatch_*``, the mismatch correction).
         finish_reason: ``"stop"`` (EOS generated) or ``"length"`` (hit ``max_new_tokens``).
         reward, outcome: the verifier's verdict, set once the completion is scored (None before).
+        accepted: whether the reward reached the learner's acceptance threshold, set with the verdict by
+            the collector (the one place acceptance is decided).
     """
 
     token_ids: list[int]
@@ -82,6 +83,7 @@ class Completion:
     finish_reason: FinishReason
     reward: float | None = None
     outcome: Outcome | None = None
+    accepted: bool | None = None
 
 
 @dataclass
@@ -95,6 +97,7 @@ class Rollout:
         group: index of the prompt within the epoch (GRPO group id, per-prompt aggregation).
         sampler_logprobs: log-probs the sampler reported for ``response_ids``.
         old_logprobs: log-probs recomputed by the trainer's policy before the first update (π_old).
+        correction: the mismatch-correction weight of each response token (None: no correction).
     """
 
     prompt_ids: list[int]
@@ -104,3 +107,4 @@ class Rollout:
     group: int
     sampler_logprobs: list[float] | None = None
     old_logprobs: list[float] | None = None
+    correction: list[float] | None = None

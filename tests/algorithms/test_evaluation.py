@@ -18,7 +18,7 @@ def test_gvmlit_test_reports_each_benchmark(tmp_path, capsys, monkeypatch):
         "test", "--config", "recipes/cpu/raft_uniform.yaml",
         "--data.init_args.eval_source=gvmlit.data.BenchmarkFiles",
         f"--data.init_args.eval_source.init_args.files={json.dumps(files)}",
-        "--model.init_args.val_samples=4", "--model.init_args.eval_ks=[1,2,4]",
+        "--model.init_args.evaluation.samples=4", "--model.init_args.evaluation.ks=[1,2,4]",
         f"--trainer.logger.init_args.save_dir={tmp_path}", *QUIET,
     )  # fmt: skip
     out = capsys.readouterr().out

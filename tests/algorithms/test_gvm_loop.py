@@ -5,7 +5,7 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from gvmlit.algorithms import RAFT
+from gvmlit.algorithms import RAFT, GroupSettings, Optimization, RolloutSettings
 from gvmlit.allocation import GVMAllocator, GVMPlusPlusAllocator, gvm_allocation
 from gvmlit.data import ArithmeticTask, RolloutDataModule
 from gvmlit.policy import PretrainedPolicy
@@ -16,10 +16,9 @@ from helpers import ROOT
 SFT = str(ROOT / "models" / "arith-sft")
 
 
-def _learner(allocator, **kwargs):
-    kwargs.setdefault("lr", 1e-5)
+def _learner(allocator, lr=1e-5, **kwargs):
     return RAFT(
-        policy=PretrainedPolicy(SFT), allocator=allocator, samples_per_prompt=4,
+        policy=PretrainedPolicy(SFT), allocator=allocator, rollout=RolloutSettings(samples_per_prompt=4), optim=Optimization(lr=lr),
         sampler=HFSampler(max_new_tokens=40, progress=False), verifier=ArithmeticVerifier(progress=False), **kwargs,
     )  # fmt: skip
 
@@ -32,8 +31,8 @@ def _data(num_train=24):
 def _trainer(tmp_path, epochs, **kwargs):
     kwargs.setdefault("logger", False)
     return Trainer(
-        max_epochs=epochs, reload_dataloaders_every_n_epochs=1, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=tmp_path, **kwargs,
+        max_epochs=epochs, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+        default_root_dir=tmp_path, **kwargs,
     )  # fmt: skip
 
 
@@ -41,7 +40,7 @@ def test_gvm_allocates_by_the_closed_form_and_counts_pilots(tmp_path):
     torch.manual_seed(0)
     learner = _learner(GVMAllocator(pilot_samples=4))
     _trainer(tmp_path, 1, enable_checkpointing=False).fit(learner, datamodule=_data())
-    result = learner.last_rollouts
+    result = learner.epoch_result
     p, g = result.allocation.acceptance_rate, result.allocation.grad_norm
     assert set(np.round(p * 4).astype(int)) <= set(range(5)) and 0 < p.mean() < 1  # fractions of N' = 4
     assert (g[p > 0] > 0).all() and (g[p == 0] == 0).all()
@@ -65,7 +64,7 @@ def test_gvmpp_keeps_pilots_within_budget_and_reuses_statistics(tmp_path):
     # epoch 0: every prompt is new → 12 × 2 pilots, kept and paid from N = 48; epoch 1: same prompts, no pilot
     assert learner.budget.samples("pilot") == 24
     assert learner.budget.training_samples <= 96  # never more than the budget: the skipped prompts' shares are saved
-    result = learner.last_rollouts
+    result = learner.epoch_result
     sizes = [len(group) for group in result.groups]
     skipped = result.metrics["allocation/skipped_prompts"]
     assert sum(sizes) == result.metrics["budget/epoch_samples"] == 48 - round(skipped * 12) * 4
@@ -86,18 +85,21 @@ def test_dynamic_sampling_refills_until_enough_groups_carry_a_gradient(tmp_path)
 
     torch.manual_seed(0)
     learner = GRPO(
-        policy=PretrainedPolicy(SFT), lr=1e-5, samples_per_prompt=4, dynamic_sampling=True, refill_rounds=2,
+        policy=PretrainedPolicy(SFT), optim=Optimization(lr=1e-5), rollout=RolloutSettings(samples_per_prompt=4, max_rounds=3),
+        groups=GroupSettings(dynamic_sampling=True),
         sampler=HFSampler(max_new_tokens=40, progress=False), verifier=ArithmeticVerifier(progress=False),
     )  # fmt: skip
     _trainer(tmp_path, 1, enable_checkpointing=False).fit(learner, datamodule=_data(num_train=60))
-    result = learner.last_rollouts
-    rounds = 1 + int(result.metrics["allocation/refill_prompts"]) // 12
+    result = learner.epoch_result
+    rounds = int(result.metrics["rollout/rounds"])
+    assert result.metrics["allocation/extra_prompts"] == 12 * (rounds - 1)
     assert rounds >= 2  # π0 solves the easy sums every time and never the hardest: zero-variance groups, refilled
     assert len(result.prompts) == 12 * rounds and learner.budget.samples("train") == 48 * rounds  # every round counted
     informative = [g for g in result.groups if len(g) >= 2 and min(c.reward for c in g) != max(c.reward for c in g)]
     assert result.metrics["rollout/informative_groups"] == len(informative)
     assert len(informative) >= 12 or rounds == 3  # enough groups, or the last allowed round
     kept_groups = {r.group for r in result.rollouts}
+    assert len(kept_groups) == min(len(informative), 12)  # trains on as many groups as an epoch has prompts, no more
     assert all(len(result.groups[i]) >= 2 and len({c.reward for c in result.groups[i]}) == 2 for i in kept_groups)  # filtered
 
 
@@ -109,7 +111,7 @@ def test_gradient_spread_measures_how_much_minibatch_gradients_disagree(tmp_path
     spreads = {}
     for name, batch in (("one_batch", 48), ("minibatches", 4)):
         torch.manual_seed(0)
-        learner = _learner(None, lr=0.0, keep_rejected=True)  # lr 0: every step sees the same weights
+        learner = _learner(None, lr=1e-30, keep_rejected=True)  # an update below float32's resolution: every step sees the same weights
         data = _data()
         data.batch_size, data.update_epochs = batch, 3
         trainer = _trainer(tmp_path, 1, enable_checkpointing=False, logger=TensorBoardLogger(tmp_path, name=name))

@@ -12,7 +12,7 @@ from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from gvmlit.algorithms import RAFT
+from gvmlit.algorithms import RAFT, EvaluationSettings, LossSettings, Optimization, RolloutSettings
 from gvmlit.allocation import GVMAllocator
 from gvmlit.data import ArithmeticTask, RolloutDataModule
 from gvmlit.errors import GvmlitError
@@ -28,8 +28,8 @@ class RecordAllocations(Callback):
     def __init__(self):
         self.allocations = {}
 
-    def on_train_epoch_start(self, trainer, pl_module):
-        self.allocations[trainer.current_epoch] = pl_module.last_rollouts.allocation.samples.tolist()
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.allocations[trainer.current_epoch] = pl_module.epoch_result.allocation.samples.tolist()
 
 
 def _fit(tmp_path, name, epochs, ckpt_path=None, callbacks=()):
@@ -39,13 +39,13 @@ def _fit(tmp_path, name, epochs, ckpt_path=None, callbacks=()):
         prompts_per_epoch=10, batch_size=8, update_epochs=2, prompt_template="{problem}=",
     )  # fmt: skip
     module = RAFT(
-        policy=PretrainedPolicy(SFT), variant="raft++", lr=1e-4, kl_coef=0.01, allocator=GVMAllocator(pilot_samples=4),
-        sampler=HFSampler(max_new_tokens=40, progress=False), verifier=ArithmeticVerifier(progress=False),
-        samples_per_prompt=4, val_samples=2,
+        policy=PretrainedPolicy(SFT), variant="raft++", optim=Optimization(lr=1e-4), loss=LossSettings(kl_coef=0.01),
+        allocator=GVMAllocator(pilot_samples=4), sampler=HFSampler(max_new_tokens=40, progress=False),
+        verifier=ArithmeticVerifier(progress=False), rollout=RolloutSettings(samples_per_prompt=4), evaluation=EvaluationSettings(samples=2),
     )  # fmt: skip
     recorder = RecordAllocations()
     trainer = Trainer(
-        max_epochs=epochs, reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0, enable_progress_bar=False,
+        max_epochs=epochs, enable_progress_bar=False,
         enable_model_summary=False, logger=TensorBoardLogger(tmp_path, name=name), default_root_dir=tmp_path,
         callbacks=[recorder, *callbacks], log_every_n_steps=1,
     )  # fmt: skip
@@ -76,8 +76,8 @@ def test_resume_reproduces_the_straight_run(tmp_path):
 def test_sigkill_mid_epoch_then_resume_from_last(tmp_path):
     args = [
         sys.executable, "-u", "-m", "gvmlit", "fit", "--config", "recipes/cpu/raft_uniform.yaml",
-        "--trainer.max_epochs=6", "--data.init_args.prompts_per_epoch=16", "--model.init_args.samples_per_prompt=4",
-        "--data.init_args.val_size=64", "--model.init_args.val_samples=2", f"--trainer.logger.init_args.save_dir={tmp_path}",
+        "--trainer.max_epochs=6", "--data.init_args.prompts_per_epoch=16", "--model.init_args.rollout.samples_per_prompt=4",
+        "--data.init_args.val_size=64", "--model.init_args.evaluation.samples=2", f"--trainer.logger.init_args.save_dir={tmp_path}",
         "--trainer.enable_progress_bar=false", "--model.init_args.sampler.init_args.progress=false",
         "--model.init_args.verifier.init_args.progress=false",
     ]  # fmt: skip
@@ -85,7 +85,7 @@ def test_sigkill_mid_epoch_then_resume_from_last(tmp_path):
     log_path = tmp_path / "first.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    run = tmp_path / "raft_uniform" / "version_0"
+    run = tmp_path / "raft-uniform-seed0" / "version_0"
     last = run / "checkpoints" / "last.ckpt"
     while proc.poll() is None:  # no deadline: kill once epoch 1 samples, after the first checkpoint, however slow
         if last.exists() and "epoch 1:" in log_path.read_text():
@@ -197,7 +197,7 @@ def test_missing_checkpoint_is_one_line(tmp_path):
 
     line = _cli_error("fit", "--config", "recipes/cpu/raft_uniform.yaml", f"--trainer.logger.init_args.save_dir={tmp_path}",
                       "--ckpt_path", "last")  # fmt: skip
-    assert f"--ckpt_path last: no run under {tmp_path}/raft_uniform saved a checkpoint" in line
+    assert f"--ckpt_path last: no run under {tmp_path}/raft-uniform-seed0 saved a checkpoint" in line
     assert "checkpoint file not found" in _cli_error("fit", "--config", "recipes/cpu/raft_uniform.yaml", "--ckpt_path", str(tmp_path / "x.ckpt"))
 
 
@@ -209,7 +209,7 @@ def test_overlong_prompts_can_be_skipped_and_are_counted(tmp_path):
     trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                       enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)  # fmt: skip
     learner = RAFT(policy=PretrainedPolicy(SFT), sampler=HFSampler(max_new_tokens=115, progress=False),
-                   verifier=ArithmeticVerifier(progress=False), samples_per_prompt=1)  # fmt: skip
+                   verifier=ArithmeticVerifier(progress=False), rollout=RolloutSettings(samples_per_prompt=1))  # fmt: skip
     trainer.fit(learner, datamodule=data)
     # 5-term prompts are 15 characters: 15 + 115 > 128, so the 15 of them are skipped, the 2-term ones kept
     assert data.skipped_prompts == 15 and len(data.train_prompts()) == 15

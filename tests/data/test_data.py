@@ -6,9 +6,10 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 
-from gvmlit.algorithms import RAFT
+from gvmlit.algorithms import RAFT, RolloutSettings
 from gvmlit.collate import collate_rollouts
 from gvmlit.data import ArithmeticTask, JsonlPrompts, RolloutDataModule
+from gvmlit.data.buffer import EpochBuffer
 from gvmlit.errors import GvmlitError
 from gvmlit.records import PromptRecord, Rollout
 from gvmlit.policy import TinyCharPolicy, char_tokenizer
@@ -79,13 +80,13 @@ def test_datamodule_serves_fresh_rollouts_every_epoch(tmp_path):
     torch.manual_seed(0)
     module = _Recorder(
         policy=TinyCharPolicy(hidden_size=32, num_layers=1, num_heads=2, max_length=64), keep_rejected=True,
-        sampler=HFSampler(max_new_tokens=16, progress=False), verifier=ArithmeticVerifier(progress=False), samples_per_prompt=3,
+        sampler=HFSampler(max_new_tokens=16, progress=False), verifier=ArithmeticVerifier(progress=False),
+        rollout=RolloutSettings(samples_per_prompt=3),
     )  # fmt: skip
     module.seen = {}
     data = _datamodule()
     trainer = Trainer(
-        max_epochs=2, reload_dataloaders_every_n_epochs=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=tmp_path,
+        max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, limit_val_batches=0, default_root_dir=tmp_path,
     )  # fmt: skip
     trainer.fit(module, datamodule=data)
     assert set(module.seen) == {0, 1}
@@ -99,7 +100,7 @@ def test_datamodule_serves_fresh_rollouts_every_epoch(tmp_path):
 
 def test_epoch_prompts_cycle_through_the_whole_split():
     data = _datamodule(source=ArithmeticTask(num_train=20, num_val=0), prompts_per_epoch=8)
-    data.connect(char_tokenizer(), chat_template=False, max_prompt_tokens=100)  # no model needed
+    data.connect(char_tokenizer(), chat_template=False, max_prompt_tokens=100, buffer=EpochBuffer())  # no model needed
     uids = [p.record.uid for e in range(5) for p in data.epoch_prompts(e)]
     assert set(uids[:16]) | set(uids[16:20]) == {r.uid for r in data.source.records("train")}  # first pass covers all 20
     assert len(set(uids[:20])) == 20
@@ -108,6 +109,6 @@ def test_epoch_prompts_cycle_through_the_whole_split():
 def test_unknown_characters_in_a_prompt_are_an_error(tiny_policy):
     _, tokenizer = tiny_policy
     data = _datamodule()
-    data.connect(tokenizer, chat_template=False, max_prompt_tokens=100)
+    data.connect(tokenizer, chat_template=False, max_prompt_tokens=100, buffer=EpochBuffer())
     with pytest.raises(GvmlitError, match=r"prompt row-7 has characters the tokenizer does not know .*'x\^2="):
         data.encode(PromptRecord("p", "x^2", "4", {"source": "row-7"}))

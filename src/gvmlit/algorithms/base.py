@@ -1,64 +1,47 @@
-"""PolicyModule: the LightningModule every gvmlit learner is — policy, training step, evaluation.
+"""PolicyModule: the LightningModule every gvmlit learner is — policy, the epoch's data, training step, evaluation.
 
 It owns the pluggable parts a user swaps by config (``model.init_args`` in YAML): the policy loader,
-the :class:`~gvmlit.sampling.Sampler`, the :class:`~gvmlit.verifiers.Verifier` (and, in
-:class:`~gvmlit.algorithms.rollout.RolloutAlgorithm`, the :class:`~gvmlit.allocation.BudgetAllocator`).
-Algorithms differ in one hook, ``policy_loss(logprobs, batch)`` (pure functions in
-:mod:`gvmlit.losses`), and rollout learners in a second, ``rollout_advantages``.
+the :class:`~gvmlit.sampling.Sampler` and the :class:`~gvmlit.verifiers.Verifier` (and, in
+:class:`~gvmlit.algorithms.rollout.RolloutAlgorithm`, the :class:`~gvmlit.allocation.BudgetAllocator`),
+and its settings in typed groups (:mod:`gvmlit.algorithms.settings`).
 
-What it computes is returned as typed values (``last_evaluation`` here, ``last_rollouts`` in the
-rollout learner) that the :class:`~gvmlit.callbacks.RolloutLogger` callback writes to the loggers.
+**The learner drives the epoch.** At the start of every epoch (``on_train_epoch_start``) it produces the
+epoch's training sequences — its own rollouts (RAFT, GRPO) or the data module's demonstrations (SFT) —
+into the :class:`~gvmlit.data.buffer.EpochBuffer` it shares with the data module, whose training loader
+serves that buffer. Nothing else is needed from the Trainer: a plain ``lightning.Trainer(...)`` with its
+default arguments trains on fresh data every epoch.
+
+Algorithms differ in one hook, ``policy_loss(logprobs, batch)`` (pure functions in :mod:`gvmlit.losses`),
+and in ``epoch_data(epoch)``.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import random
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 import torch
-from jsonargparse.typing import NonNegativeFloat, NonNegativeInt
 from lightning.pytorch import LightningModule
 
+from gvmlit.algorithms.evaluation import Evaluation, Evaluator
+from gvmlit.algorithms.settings import EvaluationSettings, LossSettings, Optimization
+from gvmlit.checkpoints import describe_component, restore_rng, rng_state
 from gvmlit.collector import Budget, RolloutCollector
+from gvmlit.data.buffer import EpochBuffer
 from gvmlit.data.rollout import RolloutDataModule
 from gvmlit.errors import GvmlitError
 from gvmlit.export import describe_policy, plain_model
 from gvmlit.forward import batch_logprobs
-from gvmlit.losses import Aggregation, aggregate, kl_k3, token_entropy
-from gvmlit.metrics import evaluation_metrics
-from gvmlit.parallel import check_strategy, full_state_dict, is_sharded, shard_for, world
+from gvmlit.losses import aggregate, kl_k3, token_entropy
+from gvmlit.parallel import all_gather_objects, check_strategy, full_state_dict, is_sharded, shard_for, world
 from gvmlit.policy import PolicyLoader, TinyCharPolicy, max_model_length
-from gvmlit.records import Prompt
+from gvmlit.records import Prompt, Rollout
 from gvmlit.sampling import HFSampler, Sampler
+from gvmlit.seeding import RunSeeded, run_seed
 from gvmlit.verifiers import ArithmeticVerifier, Verifier
 
-if TYPE_CHECKING:
-    from gvmlit.algorithms.rollout import EpochRollouts
-
 log = logging.getLogger("gvmlit")
-
-
-@dataclass
-class Evaluation:
-    """One evaluation of the policy: per-benchmark metrics at ``step``, after ``samples`` generated
-    training samples (pilots included)."""
-
-    stage: Literal["val", "test"]
-    step: int
-    samples: int
-    table: dict[str, dict[str, float]]
-    average: Literal["macro", "micro"]
-
-    @property
-    def summary(self) -> dict[str, float]:
-        """The headline metrics: the average row with several benchmarks, else the only one."""
-        return {k: v for k, v in self.table.get("average", next(iter(self.table.values()))).items() if k != "problems"}
 
 
 class PolicyModule(LightningModule):
@@ -70,25 +53,15 @@ class PolicyModule(LightningModule):
         verifier: scores completions against their prompt records (default: ``ArithmeticVerifier``).
         eval_sampler: sampling settings for evaluation (default: ``sampler``); greedy accuracy always
             decodes by argmax.
-        val_samples: n, sampled completions per evaluation problem for mean@n, pass@k, maj@k (0 = greedy only).
-        eval_ks: the k of pass@k and maj@k (default: 1 and n).
-        benchmark_average: with several benchmarks (records' ``meta["benchmark"]``), ``val/<metric>``
-            is the mean over benchmarks (``macro``, as papers report) or over all problems (``micro``).
-        lr: AdamW learning rate (constant after warm-up, as in the paper).
-        weight_decay: AdamW weight decay.
-        warmup_steps: linear learning-rate warm-up, in optimiser steps.
-        kl_coef: coefficient of the KL penalty to the frozen initial policy (0 = no reference model).
-        kl_value_clamp: the per-token k3 KL is capped at this (the reference code caps it at 10; its log
-            ratio is clamped to ±20 first, as there).
-        aggregation: how per-token losses become one number (:func:`gvmlit.losses.aggregate`).
-        nonfinite: a NaN or infinite loss or gradient: ``stop`` the run with a message naming the step
-            (the last checkpoint is kept), or ``skip`` the batch and count it (``train/skipped_batches``).
-        max_fault_fraction: stop when more than this share of one collection's answers are verifier
-            timeouts or errors (training on them would train on zero rewards).
+        optim: the optimiser (learning rate, warm-up, weight decay, what to do with a non-finite step).
+        evaluation: held-out evaluation (samples per problem, k of pass@k / maj@k, benchmark average).
+        loss: how the loss is computed (aggregation, KL to the initial policy, ratio clip, correction).
     """
 
     #: whether the loss compares with π_old (ratio-based losses), which the learner then recomputes
     needs_old_logprobs: bool = False
+    #: what the learner trains on, which its data module must serve (``RolloutDataModule.serves``)
+    trains_on: str = "rollouts"
 
     def __init__(
         self,
@@ -96,70 +69,88 @@ class PolicyModule(LightningModule):
         sampler: Sampler | None = None,
         verifier: Verifier | None = None,
         eval_sampler: Sampler | None = None,
-        val_samples: NonNegativeInt = 4,
-        eval_ks: list[int] | None = None,
-        benchmark_average: Literal["macro", "micro"] = "macro",
-        lr: float = 1e-5,
-        weight_decay: float = 0.0,
-        warmup_steps: NonNegativeInt = 0,
-        kl_coef: NonNegativeFloat = 0.0,
-        kl_value_clamp: float = 10.0,
-        aggregation: Aggregation = "token_mean",
-        nonfinite: Literal["stop", "skip"] = "stop",
-        max_fault_fraction: float = 0.5,
+        optim: Optimization = Optimization(),
+        evaluation: EvaluationSettings = EvaluationSettings(),
+        loss: LossSettings = LossSettings(),
     ) -> None:
         super().__init__()
         self.policy = policy if policy is not None else TinyCharPolicy()
         self.sampler = sampler if sampler is not None else HFSampler()
         self.verifier = verifier if verifier is not None else ArithmeticVerifier()
         self.eval_sampler = eval_sampler if eval_sampler is not None else self.sampler
-        self.val_samples = val_samples
-        self.eval_ks = eval_ks
-        self.benchmark_average = benchmark_average
-        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
-        self.kl_coef, self.kl_value_clamp = kl_coef, kl_value_clamp
-        self.aggregation = aggregation
-        self.nonfinite = nonfinite
-        self.max_fault_fraction = max_fault_fraction
+        self.optim = optim
+        self.evaluation = evaluation
+        self.loss = loss
         self.skipped_batches = 0
         self.model: torch.nn.Module | None = None
         self.tokenizer = None
         self.budget = Budget()
+        self.buffer = EpochBuffer()  # what the data module's training loader serves this epoch
         self.collector: RolloutCollector | None = None
+        self.evaluator = Evaluator(self.evaluation)
         self.last_evaluation: Evaluation | None = None
-        self.last_rollouts: EpochRollouts | None = None  # set by rollout learners each epoch
-        self._eval_batches: list[dict] = []
         self._reference: list[torch.nn.Module] = []  # kept out of state_dict and parameters()
         self._replica: list[torch.nn.Module] = []  # unsharded copy for rollouts, when the policy is sharded
         self._replica_step: int | None = None
+        self._eval_policy: list[torch.nn.Module] = []  # a list: kept out of state_dict and submodules
         self._export_description: dict | None = None  # model config + tokenizer files, saved in checkpoints
         self._run_seed = 0
         self._checkpoint_step: int | None = None  # the step of the checkpoint evaluated by validate / test
 
-    # ------------------------------------------------------------------ policy
+    # ------------------------------------------------------------------ start-up
+    @property
+    def data(self) -> RolloutDataModule:
+        """The run's data module (the learner asks it for prompts; it never calls the learner)."""
+        return self.trainer.datamodule
+
+    def setup(self, stage: str) -> None:
+        """Refuse pairs of parts that cannot work together, then seed every component from the run seed."""
+        self.check_compatibility()
+        self._run_seed = run_seed()
+        for component in {id(c): c for c in self.components()}.values():
+            if isinstance(component, RunSeeded):
+                component.use_run_seed(self._run_seed)
+
+    def components(self) -> list:
+        """The pluggable parts, for seeding and for the record a checkpoint keeps."""
+        return [self.policy, self.sampler, self.eval_sampler, self.verifier]
+
+    def check_compatibility(self) -> None:
+        """One-line errors, at start-up, for what would fail later (extended by subclasses)."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        name = type(self).__name__
+        if not isinstance(datamodule, RolloutDataModule):
+            got = "no data module" if datamodule is None else type(datamodule).__name__
+            raise GvmlitError(f"{name} needs a gvmlit data module (gvmlit.data.RolloutDataModule or DemonstrationDataModule); got {got} — pass datamodule= to trainer.fit")
+        if datamodule.serves != self.trains_on:
+            wanted = "gvmlit.data.DemonstrationDataModule" if self.trains_on == "demonstrations" else "gvmlit.data.RolloutDataModule"
+            raise GvmlitError(
+                f"{name} trains on {self.trains_on}, but data is a {type(datamodule).__name__}, which serves {datamodule.serves}: "
+                f"set data.class_path={wanted}"
+            )
+
     def configure_model(self) -> None:
         """Load the policy (and the frozen reference); under FSDP2 shard both per decoder layer; give
-        the data module what it needs to encode prompts and batch rollouts."""
+        the data module what it needs to encode prompts and serve the epoch's buffer."""
         if self.model is None:
             strategy = self.trainer.strategy if self._trainer is not None else None
             check_strategy(strategy)
             model, self.tokenizer = self.policy.load()
             model.train()  # from_pretrained returns eval mode
-            if self.kl_coef > 0:
-                self._reference = [shard_for(strategy, copy.deepcopy(model).eval().requires_grad_(False))]
+            if self.loss.kl_coef > 0 and not self.policy.has_adapters:
+                self._reference = [shard_for(strategy, _frozen_copy(model))]
             self.model = shard_for(strategy, model)
-            self.collector = RolloutCollector(self.sampler, self.verifier, self.tokenizer, self.budget, self.max_fault_fraction)
+            self.collector = RolloutCollector(self.sampler, self.verifier, self.tokenizer, self.budget, **self.collector_settings())
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         if isinstance(datamodule, RolloutDataModule):
             longest = max(self.sampler.max_new_tokens, self.eval_sampler.max_new_tokens)
             datamodule.connect(
                 self.tokenizer, chat_template=self.policy.use_chat_template,
-                max_prompt_tokens=max_model_length(self.model) - longest, collect_epoch=self.rollout_hook(),
+                max_prompt_tokens=max_model_length(self.model) - longest, buffer=self.buffer,
             )  # fmt: skip
 
-    def rollout_hook(self):
-        """What the data module calls at the start of every training epoch (None: it serves its own data)."""
-        return None
+    def collector_settings(self) -> dict:
+        return {}
 
     def local_policy(self) -> torch.nn.Module:
         """The policy with its current weights as one unsharded module, for rollouts and gradient norms.
@@ -174,7 +165,7 @@ class PolicyModule(LightningModule):
         weights = full_state_dict(self.model)
         if not self._replica:
             dtype = next(iter(weights.values())).dtype
-            self._replica = [plain_model(self.model.config, dtype).to(self.device).eval()]
+            self._replica = [self.policy.with_adapters(plain_model(self.model.config, dtype)).to(self.device).eval()]
         self._replica[0].load_state_dict(weights)
         self._replica_step = self.global_step
         return self._replica[0]
@@ -184,9 +175,15 @@ class PolicyModule(LightningModule):
         sharded) training policy, others an unsharded local one."""
         return self.model if sampler.accepts_sharded_policy else self.local_policy()
 
-    @property
-    def reference(self) -> torch.nn.Module | None:
-        return self._reference[0] if self._reference else None
+    @contextmanager
+    def reference_policy(self):
+        """The frozen initial policy for the KL term: a copy (full fine-tuning), or the same model with its
+        adapters switched off (LoRA: no second copy of the weights)."""
+        if self._reference:
+            yield self._reference[0]
+        else:
+            with self.policy.adapters_disabled(self.model):
+                yield self.model
 
     @property
     def loss_temperature(self) -> float:
@@ -205,18 +202,24 @@ class PolicyModule(LightningModule):
             torch.manual_seed(zlib.crc32(f"{self._run_seed}:{name}".encode()))
             yield
 
-    def setup(self, stage: str) -> None:
-        self._run_seed = torch.initial_seed()  # the run's seed (seed_everything) enters every stream
-
     def on_fit_start(self) -> None:
-        if self.reference is not None:
-            self.reference.to(self.device)
+        if self._reference:
+            self._reference[0].to(self.device)
         # π0's evaluation, before the first rollout is drawn: its point sits at 0 generated samples
-        if self.trainer.ckpt_path is None and self.trainer.limit_val_batches != 0:
-            self.on_validation_epoch_start()
-            for batch in self.trainer.datamodule.val_dataloader():
+        if self.trainer.ckpt_path is None and self.trainer.limit_val_batches != 0 and self.start_evaluation("val"):
+            for batch in self.data.val_dataloader():
                 self.validation_step(batch, 0)
             self.last_evaluation = self.finish_evaluation("val")
+
+    # ------------------------------------------------------------------ the epoch
+    def on_train_epoch_start(self) -> None:
+        """The epoch's training sequences into the buffer the data module's loader serves."""
+        epoch = self.current_epoch
+        self.buffer.fill(epoch, self.epoch_data(epoch))
+
+    def epoch_data(self, epoch: int) -> list[Rollout]:
+        """This rank's training sequences of ``epoch``."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ training
     def policy_loss(self, logprobs: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -224,18 +227,30 @@ class PolicyModule(LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        if self.buffer.epoch != self.current_epoch:
+            raise GvmlitError(
+                f"no training data was collected for epoch {self.current_epoch}: gvmlit resumes from the checkpoints it "
+                f"writes at the end of an epoch, not from one written in the middle of an epoch"
+            )
         if batch["input_ids"].shape[0] == 0:
             return None  # an epoch with nothing to train on (logged when it was collected): no update
         logprobs, logits = batch_logprobs(self.model, batch, self.loss_temperature)  # [B, T], [B, T, V]
         mask = batch["response_mask"]
         per_token, diagnostics = self.policy_loss(logprobs, batch)
-        if self.reference is not None:
-            with torch.no_grad():
-                ref_logprobs, _ = batch_logprobs(self.reference, batch, self.loss_temperature)
-            kl = kl_k3(logprobs, ref_logprobs, value_clamp=self.kl_value_clamp)
-            per_token = per_token + self.kl_coef * kl
+        per_token = per_token * batch["correction"]  # mismatch correction weights (1 without)
+        if self.loss.kl_coef > 0:
+            with torch.no_grad(), self.reference_policy() as reference:
+                ref_logprobs, _ = batch_logprobs(reference, batch, self.loss_temperature)
+            kl = kl_k3(logprobs, ref_logprobs, value_clamp=self.loss.kl_value_clamp)
+            per_token = per_token + self.loss.kl_coef * kl
             diagnostics["kl"] = kl.detach()
-        loss = aggregate(per_token, mask, self.aggregation, batch["group_ids"])
+        global_tokens = None
+        if self.loss.aggregation == "dapo":  # every rank's tokens of this step (a collective)
+            global_tokens = float(self.trainer.strategy.reduce(mask.sum().float(), reduce_op="sum"))
+        loss = aggregate(
+            per_token, mask, self.loss.aggregation, batch["group_ids"], global_tokens=global_tokens,
+            world_size=self.trainer.world_size, max_tokens=self.sampler.max_new_tokens,
+        )  # fmt: skip
         if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
             return self._nonfinite(f"train/loss is {float(loss.detach())} at step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})")
         with torch.no_grad():
@@ -247,9 +262,9 @@ class PolicyModule(LightningModule):
         return loss
 
     def _nonfinite(self, where: str) -> None:
-        """Stop (default) or skip a non-finite loss or gradient, as ``nonfinite`` says."""
-        if self.nonfinite == "stop":
-            raise GvmlitError(f"{where}; stopping — the last checkpoint is kept (lower model.lr, or set model.nonfinite=skip)")
+        """Stop (default) or skip a non-finite loss or gradient, as ``optim.nonfinite`` says."""
+        if self.optim.nonfinite == "stop":
+            raise GvmlitError(f"{where}; stopping — the last checkpoint is kept (lower model.optim.lr, or set model.optim.nonfinite=skip)")
         self.skipped_batches += 1
         log.warning("%s; batch skipped (%d so far)", where, self.skipped_batches)
         self.log("train/skipped_batches", float(self.skipped_batches))
@@ -257,10 +272,10 @@ class PolicyModule(LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        if self.warmup_steps <= 0:
+        optimizer = torch.optim.AdamW(params, lr=float(self.optim.lr), weight_decay=float(self.optim.weight_decay))  # plain floats: checkpoints load weights-only
+        if self.optim.warmup_steps <= 0:
             return optimizer
-        warmup = self.warmup_steps
+        warmup = self.optim.warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
@@ -276,54 +291,58 @@ class PolicyModule(LightningModule):
         self.log("train/grad_norm", total)
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, prompts: list[Prompt]) -> dict:
-        """Greedy and sampled correctness of ``prompts``: ``greedy`` [B] and ``sampled`` [B, n] 0/1 arrays,
-        the canonical ``answers`` [B][n] of the samples (maj@k) and each problem's ``benchmark``.
+    def start_evaluation(self, split: str) -> bool:
+        """Before an evaluation: the metrics, the policy to sample from and the engine's weights (the
+        evaluation's only collectives before its end, so ranks may hold different numbers of batches).
+        False when the split has no problems (nothing to evaluate)."""
+        benchmarks = self.data.benchmarks(split)
+        if not benchmarks:
+            return False
+        self.evaluator.start(benchmarks, self.device)
+        self._eval_policy = [self.rollout_policy(self.eval_sampler)]
+        self.eval_sampler.prepare(self._eval_policy[0])
+        return True
 
-        Evaluation draws on its own random stream (keyed on the first problem), so it neither consumes
-        nor depends on the training stream.
-        """
-        policy = self.rollout_policy(self.eval_sampler)
-        correct = lambda c: float(c.outcome == "correct")  # noqa: E731
-        with self.random_stream(f"eval:{prompts[0].record.uid if prompts else ''}"):
-            greedy = self.collector.collect(policy, prompts, [1] * len(prompts), "eval", greedy=True, sampler=self.eval_sampler)
-            result = {"greedy": np.array([correct(g[0]) for g in greedy]), "benchmark": [p.record.meta.get("benchmark", "val") for p in prompts]}
-            if self.val_samples > 0:
-                sampled = self.collector.collect(policy, prompts, [self.val_samples] * len(prompts), "eval", sampler=self.eval_sampler)
-                result["sampled"] = np.array([[correct(c) for c in g] for g in sampled])
-                result["answers"] = [[self.verifier.extract(c.text) for c in g] for g in sampled]
-        return result
-
-    def finish_evaluation(self, stage: Literal["val", "test"]) -> Evaluation | None:
-        batches, self._eval_batches = self._eval_batches, []
-        if not batches:
+    def finish_evaluation(self, stage: str) -> Evaluation | None:
+        if not self._eval_policy:
             return None
-        greedy = np.concatenate([b["greedy"] for b in batches])
-        sampled = np.concatenate([b["sampled"] for b in batches]) if "sampled" in batches[0] else None
-        answers = [a for b in batches for a in b["answers"]] if "answers" in batches[0] else None
-        groups = [name for b in batches for name in b["benchmark"]]
-        table = evaluation_metrics(greedy, sampled, answers, groups, self.eval_ks, self.benchmark_average)
+        self.eval_sampler.release()
+        self._eval_policy = []
+        ours = self.budget.local["eval"]
+        counts = all_gather_objects((ours.samples - self._eval_counted[0], ours.tokens - self._eval_counted[1]))
+        self.budget.add_total("eval", sum(c[0] for c in counts), sum(c[1] for c in counts))
+        self._eval_counted = (ours.samples, ours.tokens)
         # `gvmlit validate|test --ckpt_path …` restores the weights but not the loop: report the checkpoint's step
         step = self.global_step if self.trainer.state.fn == "fit" or self._checkpoint_step is None else self._checkpoint_step
-        evaluation = Evaluation(stage, step, self.budget.training_samples, table, self.benchmark_average)
+        evaluation = self.evaluator.finish(stage, step, self.budget.training_samples)
         log.info(
             "%s at step %d (%d samples generated): %s", "test" if stage == "test" else "validation", step,
             evaluation.samples, ", ".join(f"{k} {v:.3f}" for k, v in evaluation.summary.items()),
         )  # fmt: skip
         return evaluation
 
+    _eval_counted: tuple[int, int] = (0, 0)
+
     def on_validation_epoch_start(self) -> None:
-        self._eval_batches = []
+        if not self.trainer.sanity_checking:  # the module evaluates the starting policy itself (on_fit_start)
+            self.start_evaluation("test" if self.trainer.testing else "val")
 
     def validation_step(self, batch: list[Prompt], batch_idx: int) -> None:
-        self._eval_batches.append(self.evaluate(batch))
+        if self.trainer.sanity_checking or not batch or not self._eval_policy:
+            return
+        # its own random stream (keyed on the batch's first problem): evaluation neither consumes nor depends on training's
+        with self.random_stream(f"eval:{batch[0].record.uid}"):
+            self.evaluator.score(self.collector, self._eval_policy[0], batch, self.eval_sampler)
 
     def on_validation_epoch_end(self) -> None:
-        self.last_evaluation = self.finish_evaluation("test" if self.trainer.testing else "val")
-        if self.last_evaluation is None:
+        if self.trainer.sanity_checking:
             return
+        evaluation = self.finish_evaluation("test" if self.trainer.testing else "val")
+        if evaluation is None:
+            return
+        self.last_evaluation = evaluation
         for name, value in self.last_evaluation.summary.items():  # through self.log: checkpoint callbacks can monitor
-            # identical on every rank (evaluation results are gathered); sync_dist only silences Lightning
+            # identical on every rank (the metrics are synced); sync_dist only silences Lightning
             self.log(f"{self.last_evaluation.stage}/{name}", value, logger=False, prog_bar=name == "accuracy", sync_dist=world()[1] > 1)
 
     on_test_epoch_start = on_validation_epoch_start
@@ -338,23 +357,25 @@ class PolicyModule(LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Besides Lightning's state: RNG states, the policy's identity, what export needs, and the
+        """Besides Lightning's state: RNG states, what produced the run, what export needs, and the
         rollout state (budget counters, verifier outcomes, allocator statistics)."""
         if self._export_description is None:  # the config and tokenizer files never change during a run
             self._export_description = describe_policy(self.model, self.tokenizer)
+        self.policy.trim_checkpoint(checkpoint)  # LoRA: only the weights that train
         checkpoint["gvmlit"] = {
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy": _numpy_state(),
-                "python": random.getstate(),
-            },
-            "policy": _describe(self.policy),
-            "reference": _describe(self.policy) if self.kl_coef > 0 else None,
+            "rng": rng_state(),
+            "run_seed": self._run_seed,
+            "learner": type(self).__name__,
+            "components": {name: describe_component(c) for name, c in self.named_components().items()},
+            "policy": describe_component(self.policy),
+            "reference": describe_component(self.policy) if self.loss.kl_coef > 0 else None,
             "skipped_batches": self.skipped_batches,
             "export": self._export_description,  # `gvmlit export` needs only the checkpoint
             "rollout": self.rollout_state(),
         }
+
+    def named_components(self) -> dict:
+        return {"policy": self.policy, "sampler": self.sampler, "verifier": self.verifier}
 
     def rollout_state(self) -> dict:
         return {"budget": self.budget.state_dict(), "verifier": self.verifier.state_dict()}
@@ -368,20 +389,17 @@ class PolicyModule(LightningModule):
         state = checkpoint.get("gvmlit")
         if state is None:
             return
-        if state["reference"] is not None and state["reference"] != _describe(self.policy):
+        self.policy.expect_checkpoint(checkpoint, self)  # LoRA: the base weights come from the policy itself
+        if state["reference"] is not None and state["reference"] != describe_component(self.policy):
             raise GvmlitError(
                 f"the checkpoint's KL reference policy was {state['reference']}, but this run's policy is "
-                f"{_describe(self.policy)}: resume with the policy the run started from"
+                f"{describe_component(self.policy)}: resume with the policy the run started from"
             )
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        name, keys, pos, has_gauss, cached = rng["numpy"]
-        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-        random.setstate(rng["python"])
+        restore_rng(state["rng"])
         self.skipped_batches = state.get("skipped_batches", 0)
         self.load_rollout_state(state.get("rollout", {}))
+        budget = self.budget.local["eval"]
+        self._eval_counted = (budget.samples, budget.tokens)
 
 
 def gradient_norm(model: torch.nn.Module) -> torch.Tensor | None:
@@ -396,13 +414,7 @@ def gradient_norm(model: torch.nn.Module) -> torch.Tensor | None:
     return total.full_tensor() if isinstance(total, DTensor) else total
 
 
-def _numpy_state() -> list:
-    """NumPy's global RNG state as plain Python values (checkpoints load with ``weights_only=True``)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    import copy
 
-
-def _describe(policy: PolicyLoader) -> str:
-    """The identity of a policy loader: its class and constructor arguments."""
-    args = ", ".join(f"{k}={v!r}" for k, v in sorted(vars(policy).items()) if not k.startswith("_"))
-    return f"{type(policy).__name__}({args})"
+    return copy.deepcopy(model).eval().requires_grad_(False)

@@ -13,44 +13,58 @@ from typing import Literal
 
 import torch
 
-from gvmlit.algorithms.rollout import RolloutAlgorithm
-from gvmlit.losses import clipped_surrogate, nll, raft_advantages
+from gvmlit.algorithms.rollout import RolloutAlgorithm, clipped_policy_loss
+from gvmlit.algorithms.settings import EvaluationSettings, LossSettings, Optimization, RolloutSettings
+from gvmlit.allocation import BudgetAllocator
+from gvmlit.losses import nll, raft_advantages
+from gvmlit.policy import PolicyLoader
+from gvmlit.sampling import Sampler
+from gvmlit.verifiers import Verifier
 
 
 class RAFT(RolloutAlgorithm):
     """RAFT / RAFT++ on the learner's own rollouts (a group is useful to it when it holds an accepted sample).
 
     Args:
+        policy: how to build the policy and tokenizer (``PretrainedPolicy`` or ``TinyCharPolicy``; LoRA with ``lora``).
+        sampler: draws completions from the live policy (default: ``HFSampler``).
+        verifier: scores completions against their prompt records (default: ``ArithmeticVerifier``).
+        allocator: decides n_i per prompt (default: ``UniformAllocator``).
+        eval_sampler: sampling settings for evaluation (default: ``sampler``).
         variant: ``raft`` (NLL on accepted) or ``raft++`` (clipped importance ratio).
-        clip_low: ε_low, lower clip range of the ratio (RAFT++).
-        clip_high: ε_high, upper clip range of the ratio (RAFT++; the paper uses 0.28–0.4).
         keep_rejected: keep rejected responses in the batch with A = 0 (they then count in the
             token-mean denominator and the KL term, as in the reference code); default drops them.
-        dual_clip: c of the dual clip for negative advantages (RAFT++ and GRPO; None = off; the reference
-            code runs 3.0; RAFT++'s advantages are never negative, so it only matters for GRPO).
-        **kwargs: the arguments of ``RolloutAlgorithm`` and ``PolicyModule`` (policy, sampler,
-            verifier, allocator, samples_per_prompt, lr, kl_coef, …).
+        rollout: the budget and the E-step (samples per prompt, acceptance threshold, rounds, pilots).
+        loss: the loss (clip range for RAFT++, aggregation, KL, mismatch correction).
+        optim: the optimiser (learning rate, warm-up, …).
+        evaluation: held-out evaluation (samples per problem, pass@k / maj@k, benchmark average).
     """
+
+    useful_group = "accepted"
 
     def __init__(
         self,
+        policy: PolicyLoader | None = None,
+        sampler: Sampler | None = None,
+        verifier: Verifier | None = None,
+        allocator: BudgetAllocator | None = None,
+        eval_sampler: Sampler | None = None,
         variant: Literal["raft", "raft++"] = "raft",
-        clip_low: float = 0.2,
-        clip_high: float = 0.28,
         keep_rejected: bool = False,
-        dual_clip: float | None = None,
-        **kwargs,
+        rollout: RolloutSettings = RolloutSettings(),
+        loss: LossSettings = LossSettings(),
+        optim: Optimization = Optimization(),
+        evaluation: EvaluationSettings = EvaluationSettings(),
     ) -> None:
-        super().__init__(**kwargs)
-        self.useful_group = "accepted"
-        self.dual_clip = dual_clip
+        super().__init__(
+            policy=policy, sampler=sampler, verifier=verifier, allocator=allocator, eval_sampler=eval_sampler,
+            rollout=rollout, loss=loss, optim=optim, evaluation=evaluation,
+        )  # fmt: skip
         self.variant = variant
-        self.clip_low = clip_low
-        self.clip_high = clip_high
         self.keep_rejected = keep_rejected
         self.needs_old_logprobs = variant == "raft++"
 
-    def rollout_advantages(self, rewards, accepted, group_ids):
+    def rollout_advantages(self, rewards, accepted, group_ids, useful):
         advantages = raft_advantages(accepted.float(), threshold=1.0)
         keep = torch.ones_like(accepted, dtype=torch.bool) if self.keep_rejected else accepted.bool()
         return advantages, keep, {}
@@ -58,11 +72,4 @@ class RAFT(RolloutAlgorithm):
     def policy_loss(self, logprobs, batch):
         if self.variant == "raft":
             return nll(logprobs, batch["advantages"]), {}
-        return clipped_policy_loss(logprobs, batch, self.clip_low, self.clip_high, self.dual_clip)
-
-
-def clipped_policy_loss(logprobs: torch.Tensor, batch: dict[str, torch.Tensor], clip_low: float, clip_high: float, dual_clip: float | None = None):
-    """The PPO clipped surrogate against π_old (RAFT++ and GRPO), with its diagnostics per token."""
-    loss, clipped = clipped_surrogate(logprobs, batch["old_logprobs"], batch["advantages"], clip_low, clip_high, dual_clip)
-    ratio = torch.exp(logprobs.detach() - batch["old_logprobs"])
-    return loss, {"clip_fraction": clipped.detach(), "ratio": ratio}
+        return clipped_policy_loss(logprobs, batch, self.loss)

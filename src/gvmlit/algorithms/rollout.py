@@ -1,15 +1,21 @@
-"""RolloutAlgorithm: the learner that owns the EM epoch (docs/method.md §1, §3).
+"""RolloutAlgorithm: the learner that produces its own training data, one EM iteration per epoch
+(docs/method.md §1, §3).
 
-:meth:`RolloutAlgorithm.collect_epoch` is the whole E-step, top to bottom::
+:meth:`RolloutAlgorithm.collect_epoch` is the whole E-step, top to bottom, called from the learner's own
+``on_train_epoch_start``::
 
-    prompts → allocator.plan_pilots → collect(pilots) → allocator.allocate → n_i
-            → collect(main draws) → weigh (advantages, which rollouts to keep) → this rank's share → π_old
-            → EpochRollouts (typed) → the data module batches it
+    data.epoch_prompts(epoch) [+ data.more_prompts(epoch, 0, extra candidates)]
+    round 0, 1, …  (``draw``):  allocator.plan_pilots, stage after stage → collect(pilots)
+                                → allocator.allocate → n_i → collect(main draws)
+                   while the allocator asks for a refill (or dynamic sampling misses groups):
+                                data.more_prompts(epoch, round, k)
+    → weigh (advantages, which rollouts to keep) → this rank's share → π_old and mismatch weights
+    → EpochRollouts (typed) → the buffer the data module serves
 
 ``collect`` is the :class:`~gvmlit.collector.RolloutCollector` (sample → verify → gather → count) plus
 the bookkeeping allocators read: every scored batch goes into the :class:`PromptStatsStore`, with the
 gradient norms the allocator asked for. RAFT and GRPO differ only in ``rollout_advantages`` (how a
-rollout is weighed) and ``policy_loss``.
+rollout is weighed), ``policy_loss`` and what makes a group useful to them.
 """
 
 from __future__ import annotations
@@ -17,36 +23,43 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from jsonargparse.typing import PositiveInt
 
 from gvmlit.algorithms.base import PolicyModule
+from gvmlit.algorithms.settings import EvaluationSettings, LossSettings, Optimization, RolloutSettings
 from gvmlit.allocation import Allocation, AllocationRequest, BudgetAllocator, PromptStatsStore, UniformAllocator
-from gvmlit.allocation.base import UsefulGroup
+from gvmlit.allocation.base import PilotRequest
 from gvmlit.allocation.gradnorm import grad_norms
 from gvmlit.allocation.store import GradNormObservation, SamplePurpose, Visit
 from gvmlit.collate import collate_rollouts
+from gvmlit.errors import GvmlitError
 from gvmlit.forward import batch_logprobs
+from gvmlit.groups import UsefulGroup, group_carries_gradient
+from gvmlit.losses import clipped_surrogate, correction_weights, mismatch_statistics, processed_logprobs
 from gvmlit.metrics import acceptance_rates, allocation_metrics, outcome_metrics, rollout_metrics
 from gvmlit.parallel import all_gather_objects, rank_rollouts, rank_share, world
+from gvmlit.policy import PolicyLoader
 from gvmlit.records import Completion, Prompt, PromptRecord, Rollout
+from gvmlit.sampling import Sampler
+from gvmlit.verifiers import Verifier
 
 log = logging.getLogger("gvmlit")
 
 
 @dataclass
 class EpochRollouts:
-    """What one epoch's E-step produced.
+    """What one epoch's E-step produced (the ``RolloutLogger`` callback logs it).
 
     Attributes:
-        epoch: the epoch (EM iteration).
+        epoch: the epoch (EM iteration); step: the global step when it was collected.
         rollouts: this rank's weighted training sequences, π_old filled in when the loss needs it.
-        prompts: the epoch's prompts; groups: every scored sample of each (kept pilots included).
-        allocation: the allocator's decision (n_i, p̂_i, Ĝ_i, its own metrics).
+        prompts: the epoch's prompts, all rounds; groups: every scored sample of each that the update
+            may train on (kept pilots included).
+        allocation: the allocators' decisions of all rounds, joined (n_i, p̂_i, Ĝ_i, their own metrics).
+        rounds: how many rounds the E-step took.
         metrics: scalars for the loggers; histograms: per-prompt arrays for the loggers.
         started: ``time.perf_counter()`` when the epoch began (epoch wall time).
     """
@@ -56,34 +69,42 @@ class EpochRollouts:
     prompts: list[PromptRecord]
     groups: list[list[Completion]]
     allocation: Allocation
+    rounds: int = 1
+    step: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
     histograms: dict[str, np.ndarray] = field(default_factory=dict)
     started: float = 0.0
 
 
 @dataclass
-class Draw:
-    """One round of an epoch's E-step: its prompts, the pilots drawn, the groups trained on (kept pilots
-    included), the allocation and the budget it was given; refill rounds are appended (``extend``)."""
+class Round:
+    """One round of an epoch's E-step: its prompts, the pilots drawn (all stages), the groups the update
+    may train on (kept pilots included), the allocation, the round's main-draw budget, and the samples it
+    spent from the epoch's budget (main draws, and kept pilots)."""
 
     prompts: list[Prompt]
     pilots: list[list[Completion]]
     groups: list[list[Completion]]
     allocation: Allocation
     budget: int
+    spent: int
 
-    def extend(self, more: Draw) -> Draw:
-        def joined(a, b):
-            return None if a is None or b is None else np.concatenate([a, b])
+    @staticmethod
+    def join(rounds: list[Round]) -> Round:
+        """The rounds of an epoch as one (prompts, groups and per-prompt decisions concatenated)."""
+        if len(rounds) == 1:
+            return rounds[0]
 
-        allocation = Allocation(
-            np.concatenate([self.allocation.samples, more.allocation.samples]),
-            joined(self.allocation.acceptance_rate, more.allocation.acceptance_rate),
-            joined(self.allocation.grad_norm, more.allocation.grad_norm),
-            self.allocation.metrics,
-            {k: joined(v, more.allocation.histograms.get(k)) for k, v in self.allocation.histograms.items() if k in more.allocation.histograms},
+        def joined(name: str):
+            parts = [getattr(r.allocation, name) for r in rounds]
+            return None if any(p is None for p in parts) else np.concatenate(parts)
+
+        histograms = {k: np.concatenate([r.allocation.histograms[k] for r in rounds]) for k in rounds[0].allocation.histograms if all(k in r.allocation.histograms for r in rounds)}
+        allocation = Allocation(joined("samples"), joined("acceptance_rate"), joined("grad_norm"), rounds[0].allocation.metrics, histograms)
+        return Round(
+            [p for r in rounds for p in r.prompts], [g for r in rounds for g in r.pilots], [g for r in rounds for g in r.groups],
+            allocation, sum(r.budget for r in rounds), sum(r.spent for r in rounds),
         )  # fmt: skip
-        return Draw(self.prompts + more.prompts, self.pilots + more.pilots, self.groups + more.groups, allocation, self.budget + more.budget)
 
 
 class RolloutAlgorithm(PolicyModule):
@@ -93,80 +114,140 @@ class RolloutAlgorithm(PolicyModule):
     allocators): ``mixed`` rewards (GRPO) or at least one ``accepted`` sample (RAFT).
 
     Args:
+        policy, sampler, verifier, eval_sampler: as ``PolicyModule``.
         allocator: decides n_i per prompt (default: ``UniformAllocator``).
-        samples_per_prompt: average samples per prompt; the epoch's budget is N = this × prompts.
-        acceptance_threshold: a completion is accepted (RAFT's E-step) when its reward is at least this.
-        grad_norm_batch_size: sequences per batched gradient-norm pass (allocators that ask for G_i).
-        logprob_batch_size: sequences per forward pass when recomputing π_old.
-        **kwargs: the arguments of ``PolicyModule`` (policy, sampler, verifier, lr, …).
+        rollout: the budget and the E-step (samples per prompt, acceptance, rounds, pilot stages, …).
+        loss: how the loss is computed (clip, ratio level, aggregation, KL, mismatch correction).
+        optim: the optimiser.
+        evaluation: held-out evaluation.
     """
-
-    def __init__(
-        self,
-        allocator: BudgetAllocator | None = None,
-        samples_per_prompt: PositiveInt = 8,
-        acceptance_threshold: float = 1.0,
-        grad_norm_batch_size: PositiveInt = 64,
-        logprob_batch_size: PositiveInt = 64,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.allocator = allocator if allocator is not None else UniformAllocator()
-        self.samples_per_prompt = samples_per_prompt
-        self.acceptance_threshold = acceptance_threshold
-        self.grad_norm_batch_size = grad_norm_batch_size
-        self.logprob_batch_size = logprob_batch_size
-        self.store = PromptStatsStore()
-        self.refill_rounds = 0  # rounds of further prompts while too few groups carry a gradient (GRPO's dynamic sampling)
-        self._estimate_seconds = 0.0
 
     useful_group: UsefulGroup = "mixed"
 
-    def rollout_hook(self):
-        return self.collect_epoch
+    def __init__(
+        self,
+        policy: PolicyLoader | None = None,
+        sampler: Sampler | None = None,
+        verifier: Verifier | None = None,
+        allocator: BudgetAllocator | None = None,
+        eval_sampler: Sampler | None = None,
+        rollout: RolloutSettings = RolloutSettings(),
+        loss: LossSettings = LossSettings(),
+        optim: Optimization = Optimization(),
+        evaluation: EvaluationSettings = EvaluationSettings(),
+    ) -> None:
+        super().__init__(policy=policy, sampler=sampler, verifier=verifier, eval_sampler=eval_sampler, optim=optim, evaluation=evaluation, loss=loss)
+        self.allocator = allocator if allocator is not None else UniformAllocator()
+        self.rollout = rollout
+        self.store = PromptStatsStore()
+        self.epoch_result: EpochRollouts | None = None  # the current epoch's E-step (what RolloutLogger logs)
+        self._estimate_seconds = 0.0
+
+    # ------------------------------------------------------------------ start-up
+    def components(self) -> list:
+        return [*super().components(), self.allocator]
+
+    def named_components(self) -> dict:
+        return {**super().named_components(), "allocator": self.allocator}
+
+    def collector_settings(self) -> dict:
+        return {"max_fault_fraction": self.rollout.max_fault_fraction, "acceptance_threshold": self.rollout.acceptance_threshold}
+
+    @property
+    def correction(self) -> str:
+        """The mismatch correction in force: ``token``, ``sequence`` or ``off`` (``auto``: ``token`` for a
+        sampler whose log-probs come from other kernels than the trainer's, e.g. vLLM)."""
+        mode = self.loss.correction.mode
+        return ("off" if self.sampler.exact_logprobs else "token") if mode == "auto" else mode
+
+    @property
+    def needs_trainer_logprobs(self) -> bool:
+        """π_old (ratio losses) or the mismatch weights need the trainer's log-probs of every rollout."""
+        return self.needs_old_logprobs or self.correction != "off"
+
+    def check_compatibility(self) -> None:
+        super().check_compatibility()
+        if self.allocator.param_slice in ("embedding", "lm_head") and self.policy.has_adapters and self.allocator_needs_grad_norms():
+            raise GvmlitError(
+                f"{type(self.allocator).__name__} measures gradient norms on the {self.allocator.param_slice}, which LoRA "
+                f"freezes: set its param_slice=trainable (the adapters), or train without policy.lora"
+            )
+
+    def allocator_needs_grad_norms(self) -> bool:
+        return type(self.allocator).grad_norm_samples is not BudgetAllocator.grad_norm_samples
 
     # ------------------------------------------------------------------ the epoch
-    def collect_epoch(self, prompts: list[Prompt], epoch: int, more_prompts: Callable[[int, int], list[Prompt]] | None = None) -> EpochRollouts:
-        """One EM iteration's E-step: allocate → collect → (refill) → weigh → π_old (see the module docstring).
+    def epoch_data(self, epoch: int) -> list[Rollout]:
+        self.epoch_result = self.collect_epoch(epoch)
+        return self.epoch_result.rollouts
 
-        ``more_prompts(round, k)`` gives k further prompts for a refill round (dynamic sampling)."""
+    def collect_epoch(self, epoch: int) -> EpochRollouts:
+        """One EM iteration's E-step: rounds of allocate → collect → weigh → π_old (module docstring)."""
         started, before = time.perf_counter(), self.budget.state_dict()
         self._estimate_seconds = 0.0
+        per_epoch = self.data.prompts_per_epoch
+        epoch_budget = self.rollout.samples_per_prompt * per_epoch
         with self.random_stream(f"train:{epoch}"):
-            draw = self.draw(prompts, epoch)
-            for refill in range(self.refill_rounds if more_prompts else 0):  # DAPO: until enough groups carry a gradient
-                missing = len(prompts) - self.informative_groups(draw.groups)
-                if missing <= 0:
+            prompts = self.data.epoch_prompts(epoch)
+            extra = self.allocator.candidates(per_epoch) - per_epoch
+            if extra > 0:  # candidates the allocator screens (round 0 of the extra streams)
+                prompts = prompts + self.data.more_prompts(epoch, 0, extra)
+            rounds = [self.draw(prompts, epoch, 0, epoch_budget, epoch_budget, sampled=0)]
+            for number in range(1, self.rollout.max_rounds):
+                left = epoch_budget - sum(r.spent for r in rounds)
+                count, beyond_budget = self.refill_wanted(rounds, left)
+                if count <= 0:
                     break
-                draw = draw.extend(self.draw(more_prompts(refill, len(prompts)), epoch))
-        rollouts, weighing = self.weigh(draw.prompts, draw.groups)
-        weighing["allocation/refill_prompts"] = float(len(draw.prompts) - len(prompts))
+                budget = self.rollout.samples_per_prompt * count if beyond_budget else min(left, self.rollout.samples_per_prompt * count)
+                sampled = sum(int((r.allocation.samples > 0).sum()) for r in rounds)
+                rounds.append(self.draw(self.data.more_prompts(epoch, number, count), epoch, number, budget, epoch_budget, sampled))
+        epoch_round = Round.join(rounds)
+        rollouts, weighing = self.weigh(epoch_round.prompts, epoch_round.groups)
         rollouts, left_out = rank_rollouts(rollouts)
-        if self.needs_old_logprobs:  # every rank calls it: a sharded forward is a collective
-            weighing["rollout/sampler_trainer_logprob_diff"] = self.recompute_old_logprobs(rollouts)
-        result = EpochRollouts(epoch, rollouts, [p.record for p in draw.prompts], draw.groups, draw.allocation, started=started)
-        result.metrics, result.histograms = self.epoch_metrics(result, draw, weighing, before, left_out, time.perf_counter() - started)
-        self.last_rollouts = result
-        self._log_epoch(result)
+        if self.needs_trainer_logprobs:  # every rank calls it: a sharded forward is a collective
+            weighing.update(self.recompute_trainer_logprobs(rollouts))
+        result = EpochRollouts(
+            epoch, rollouts, [p.record for p in epoch_round.prompts], epoch_round.groups, epoch_round.allocation,
+            len(rounds), self.global_step, started=started,
+        )  # fmt: skip
+        result.metrics, result.histograms = self.epoch_metrics(result, epoch_round, epoch_budget, weighing, before, left_out, time.perf_counter() - started)
+        self._log_epoch(result, epoch_budget)
         return result
 
-    def draw(self, prompts: list[Prompt], epoch: int) -> Draw:
-        """Pilots → allocation → main draws for ``prompts`` (one round of the E-step)."""
+    def refill_wanted(self, rounds: list[Round], left: int) -> tuple[int, bool]:
+        """(further prompts to draw in another round, whether that round may spend beyond the epoch's
+        budget): what the allocator asked for, while budget is left."""
+        return (rounds[-1].allocation.refill if left > 0 else 0), False
+
+    def draw(self, prompts: list[Prompt], epoch: int, number: int, budget: int, epoch_budget: int, sampled: int) -> Round:
+        """One round: pilot stages → allocation → main draws for ``prompts``, within ``budget``."""
         started = time.perf_counter()
         records = [p.record for p in prompts]
         policy = self.rollout_policy(self.sampler)
-        pilots = self.collect(policy, prompts, self.allocator.plan_pilots(records, self.store, epoch), "pilot", epoch)
-        request = AllocationRequest(records, pilots, self.accepted(pilots), self.samples_per_prompt * len(prompts), epoch, self.store, self.useful_group)
+        pilots: list[list[Completion]] = [[] for _ in prompts]
+        for stage in range(self.rollout.max_pilot_stages):
+            request = PilotRequest(records, self.store, epoch, stage, pilots, self.accepted(pilots), budget, number, self.useful_group)
+            plan = self.check_pilots(self.allocator.plan_pilots(request), request)
+            if not plan.any():
+                break
+            drawn = self.collect(policy, prompts, plan, "pilot", epoch)
+            pilots = [p + d for p, d in zip(pilots, drawn)]
+        request = AllocationRequest(
+            records, pilots, self.accepted(pilots), budget, epoch, self.store, self.useful_group, number, epoch_budget,
+            self.data.prompts_per_epoch, sampled,
+        )  # fmt: skip
         allocation = self.allocator.allocate(request)
         self.check_allocation(allocation, request)
         self._estimate_seconds += time.perf_counter() - started
         drawn = self.collect(policy, prompts, allocation.samples, "train", epoch)
-        groups = [p + d for p, d in zip(pilots, drawn)] if self.allocator.keep_pilots else drawn
-        return Draw(list(prompts), pilots, groups, allocation, self.allocator.main_budget(request))
+        keep = self.allocator.keep_pilots
+        groups = [p + d for p, d in zip(pilots, drawn)] if keep else drawn
+        spent = int(allocation.samples.sum()) + (int(request.pilot_counts.sum()) if keep else 0)
+        return Round(list(prompts), pilots, groups, allocation, self.allocator.main_budget(request), spent)
 
     def informative_groups(self, groups: list[list[Completion]]) -> int:
-        """Groups whose rewards differ (the ones a GRPO update learns from)."""
-        return sum(len(g) >= 2 and min(c.reward for c in g) != max(c.reward for c in g) for g in groups)
+        """Groups that carry a gradient for this learner (gvmlit.groups.carries_gradient)."""
+        return sum(group_carries_gradient(g, self.useful_group) for g in groups)
 
     def collect(self, policy, prompts: list[Prompt], counts, purpose: SamplePurpose, epoch: int) -> list[list[Completion]]:
         """Sample and score ``counts[i]`` completions of ``prompts[i]``; record them in the store with
@@ -176,7 +257,7 @@ class RolloutAlgorithm(PolicyModule):
         for prompt, group in zip(prompts, groups):
             if group:
                 rewards = [c.reward for c in group]
-                accepted = sum(self.is_accepted(c) for c in group)
+                accepted = sum(c.accepted for c in group)
                 tokens = sum(len(c.token_ids) for c in group)
                 self.store.record_visit(prompt.record.uid, Visit(epoch, purpose, len(group), accepted, tokens, min(rewards), max(rewards)))
         started = time.perf_counter()
@@ -184,16 +265,14 @@ class RolloutAlgorithm(PolicyModule):
         self._estimate_seconds += time.perf_counter() - started if purpose == "train" else 0.0
         return groups
 
-    def is_accepted(self, completion: Completion) -> bool:
-        return completion.reward >= self.acceptance_threshold
-
-    def accepted(self, groups: list[list[Completion]]) -> list[list[bool]]:
-        return [[self.is_accepted(c) for c in group] for group in groups]
+    @staticmethod
+    def accepted(groups: list[list[Completion]]) -> list[list[bool]]:
+        return [[bool(c.accepted) for c in group] for group in groups]
 
     def record_grad_norms(self, prompts: list[Prompt], groups: list[list[Completion]], purpose: SamplePurpose, epoch: int) -> None:
         """G of the samples the allocator asks for, batched and split across ranks; their mean per prompt
         goes into the store."""
-        wanted = [self.allocator.grad_norm_samples(p.record, g, [self.is_accepted(c) for c in g], purpose) for p, g in zip(prompts, groups)]
+        wanted = [self.allocator.grad_norm_samples(p.record, g, [bool(c.accepted) for c in g], purpose) for p, g in zip(prompts, groups)]
         if not any(wanted):
             return
         rank, size = world()
@@ -202,7 +281,7 @@ class RolloutAlgorithm(PolicyModule):
         pairs = [(prompts[i].token_ids, groups[i][j]) for i in mine for j in wanted[i]]
         norms = grad_norms(
             self.local_policy(), [p for p, _ in pairs], [c for _, c in pairs], self.tokenizer.pad_token_id,
-            self.allocator.param_slice, self.grad_norm_batch_size,
+            self.allocator.param_slice, self.rollout.grad_norm_batch_size,
         ) if pairs else np.zeros(0)  # fmt: skip
         means, start = [], 0
         for i in mine:
@@ -212,15 +291,30 @@ class RolloutAlgorithm(PolicyModule):
             for i, mean, count in part:
                 self.store.record_grad_norms(prompts[i].record.uid, GradNormObservation(epoch, purpose, mean, count))
 
+    def check_pilots(self, plan, request: PilotRequest) -> np.ndarray:
+        """A pilot plan must be non-negative integers, one per prompt; kept pilots must fit the budget."""
+        plan = np.asarray(plan)
+        name = type(self.allocator).__name__
+        if plan.shape != (len(request.prompts),) or (plan < 0).any() or not np.all(plan == np.round(plan)):
+            raise GvmlitError(f"{name}.plan_pilots returned {plan.tolist()!r}: it must give one integer ≥ 0 per prompt ({len(request.prompts)})")
+        plan = plan.astype(np.int64)
+        if self.allocator.keep_pilots and int(request.pilot_counts.sum() + plan.sum()) > request.budget:
+            raise GvmlitError(f"{name}.plan_pilots asked for {int(request.pilot_counts.sum() + plan.sum())} kept pilot samples, more than the round's budget {request.budget}")
+        return plan
+
     def check_allocation(self, allocation: Allocation, request: AllocationRequest) -> None:
         """An allocator's n_i must be non-negative integers, one per prompt, within its budget (it may
         leave part of it unspent, never spend more)."""
         samples = np.asarray(allocation.samples)
         budget = self.allocator.main_budget(request)
-        if samples.shape != (len(request.prompts),) or (samples < 0).any() or int(samples.sum()) > budget:
-            raise RuntimeError(f"{type(self.allocator).__name__} returned an invalid allocation (shape {samples.shape}, sum {samples.sum()}, budget {budget})")
+        name = type(self.allocator).__name__
+        if samples.shape != (len(request.prompts),) or (samples < 0).any() or int(samples.sum()) > budget or int(allocation.refill) < 0:
+            raise GvmlitError(
+                f"{name} returned an invalid allocation (shape {samples.shape}, sum {samples.sum()}, refill {allocation.refill}): it "
+                f"must give one integer ≥ 0 per prompt ({len(request.prompts)}), summing to at most the budget {budget}"
+            )
         allocation.samples = samples.astype(np.int64)
-        checks = all_gather_objects(allocation.samples.tolist())
+        checks = all_gather_objects((allocation.samples.tolist(), int(allocation.refill)))
         if any(c != checks[0] for c in checks):
             raise RuntimeError(f"epoch {request.epoch}: ranks computed different allocations; they must see the same statistics")
 
@@ -229,9 +323,11 @@ class RolloutAlgorithm(PolicyModule):
         flat = [(i, c) for i, g in enumerate(groups) for c in g]
         if not flat:
             return [], {"rollout/kept": 0.0}
+        useful = [group_carries_gradient(g, self.useful_group) for g in groups]
         rewards = torch.tensor([c.reward for _, c in flat], dtype=torch.float32)
-        accepted = torch.tensor([self.is_accepted(c) for _, c in flat])
-        advantages, keep, metrics = self.rollout_advantages(rewards, accepted, torch.tensor([i for i, _ in flat]))
+        accepted = torch.tensor([bool(c.accepted) for _, c in flat])
+        group_ids = torch.tensor([i for i, _ in flat])
+        advantages, keep, metrics = self.rollout_advantages(rewards, accepted, group_ids, torch.tensor(useful)[group_ids])
         rollouts = [
             Rollout(prompts[i].token_ids, c.token_ids, c.reward, float(a), i, c.logprobs)
             for (i, c), a, k in zip(flat, advantages.tolist(), keep.tolist())
@@ -244,43 +340,81 @@ class RolloutAlgorithm(PolicyModule):
         })  # fmt: skip
         return rollouts, metrics
 
-    def rollout_advantages(self, rewards: torch.Tensor, accepted: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        """(advantages [B], keep [B], metrics to log) for the epoch's samples; groups are prompts."""
+    def rollout_advantages(self, rewards, accepted, group_ids, useful) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """(advantages [B], keep [B], metrics to log) for the epoch's samples; groups are prompts, ``useful``
+        [B] says whether a sample's group carries a gradient for this learner."""
         raise NotImplementedError
 
     @torch.no_grad()
-    def recompute_old_logprobs(self, rollouts: list[Rollout]) -> float:
-        """π_old = the trainer's policy before the first update; returns mean |sampler − trainer| log-prob."""
-        pad, total_diff, total_tokens = self.tokenizer.pad_token_id, 0.0, 0
-        for start in range(0, len(rollouts), self.logprob_batch_size):  # equal counts on every rank
-            chunk = rollouts[start : start + self.logprob_batch_size]
+    def recompute_trainer_logprobs(self, rollouts: list[Rollout]) -> dict[str, float]:
+        """π_old = the trainer's policy before the first update; the sampled tokens' log-probs under the
+        sampler's own processing, compared with the sampler's (the mismatch), and the correction weights."""
+        pad, temperature = self.tokenizer.pad_token_id, self.sampler.temperature
+        settings = self.loss.correction
+        stats: list[tuple[int, dict[str, float], int]] = []  # (group, statistics, tokens) per chunk row
+        for start in range(0, len(rollouts), self.rollout.logprob_batch_size):  # equal counts on every rank
+            chunk = rollouts[start : start + self.rollout.logprob_batch_size]
             batch = collate_rollouts(chunk, pad)
-            logprobs, _ = batch_logprobs(self.model, {k: v.to(self.device) for k, v in batch.items()}, self.loss_temperature)
+            device_batch = {k: v.to(self.device) for k, v in batch.items()}
+            logprobs, logits = batch_logprobs(self.model, device_batch, self.loss_temperature)
+            targets = device_batch["input_ids"][:, 1:]
+            trainer = processed_logprobs(logits, targets, temperature, self.sampler.top_k, self.sampler.top_p, self.sampler.min_p).float().cpu()
             logprobs, mask = logprobs.float().cpu(), batch["response_mask"]
-            total_diff += float(((logprobs - batch["sampler_logprobs"]).abs() * mask).sum())
-            total_tokens += int(mask.sum())
+            weights = None
+            if self.correction != "off":
+                weights = correction_weights(trainer, batch["sampler_logprobs"], mask, self.correction, settings.action, settings.cap)
             for row, item in enumerate(chunk):
                 item.old_logprobs = logprobs[row][mask[row]].tolist()
-        sums = self.trainer.strategy.reduce(torch.tensor([total_diff, total_tokens], dtype=torch.float64, device=self.device), reduce_op="sum")
-        return float(sums[0] / max(float(sums[1]), 1.0))
+                if weights is not None:
+                    item.correction = weights[row][mask[row]].tolist()
+                row_mask = mask[row : row + 1]
+                row_weights = None if weights is None else weights[row : row + 1]
+                stats.append((item.group, mismatch_statistics(trainer[row : row + 1], batch["sampler_logprobs"][row : row + 1], row_mask, row_weights), int(row_mask.sum())))
+        return self.mismatch_metrics(stats)
+
+    def mismatch_metrics(self, stats: list[tuple[int, dict[str, float], int]]) -> dict:
+        """Token-weighted means over all ranks of the rollout–trainer mismatch, and per prompt (kept for the
+        epoch's histograms and the mismatch-vs-allocation correlation)."""
+        everything = [row for part in all_gather_objects(stats) for row in part if row[1]]
+        tokens = sum(t for _, _, t in everything)
+        if not tokens:
+            return {}
+        keys = everything[0][1].keys()
+        metrics = {f"rollout/mismatch_{k}": sum(s[k] * t for _, s, t in everything) / tokens for k in keys if k not in ("weight_min", "weight_max")}
+        if "weight_min" in keys:
+            metrics["rollout/mismatch_weight_min"] = min(s["weight_min"] for _, s, _ in everything)
+            metrics["rollout/mismatch_weight_max"] = max(s["weight_max"] for _, s, _ in everything)
+        metrics["rollout/sampler_trainer_logprob_diff"] = metrics["rollout/mismatch_abs_logprob_diff"]
+        per_prompt: dict[int, list[float]] = {}
+        for group, s, t in everything:
+            per_prompt.setdefault(group, [0.0, 0.0])
+            per_prompt[group][0] += s["kl"] * t
+            per_prompt[group][1] += t
+        metrics["per_prompt_mismatch"] = {g: kl / t for g, (kl, t) in per_prompt.items()}
+        return metrics
 
     # ------------------------------------------------------------------ what the epoch reports
-    def epoch_metrics(self, result: EpochRollouts, draw: Draw, weighing: dict, before: dict, left_out: int, seconds: float):
+    def epoch_metrics(self, result: EpochRollouts, epoch_round: Round, epoch_budget: int, weighing: dict, before: dict, left_out: int, seconds: float):
         """Scalars and histograms describing the epoch (pure bookkeeping; see README's TensorBoard table)."""
+        per_prompt_mismatch = weighing.pop("per_prompt_mismatch", None)
         spent = {p: self.budget.total[p].samples - before["total"][p]["samples"] for p in ("pilot", "train")}
         tokens = {p: self.budget.total[p].tokens - before["total"][p]["tokens"] for p in ("pilot", "train")}
         generated = spent["pilot"] + spent["train"]
-        scored = draw.groups if self.allocator.keep_pilots else [p + g for p, g in zip(draw.pilots, draw.groups)]
+        keep = self.allocator.keep_pilots
+        scored = epoch_round.groups if keep else [p + g for p, g in zip(epoch_round.pilots, epoch_round.groups)]
         accepted = self.accepted(result.groups)
+        trained = [len(g) for g in result.groups]
         metrics = {
             **rollout_metrics(result.groups, accepted),
             **outcome_metrics(scored),
-            **allocation_metrics(result.allocation, [len(g) for g in result.groups], [len(p) for p in draw.pilots]),
+            **allocation_metrics(result.allocation, trained, [len(p) for p in epoch_round.pilots]),
             **weighing,
             "rollout/informative_sample_share": weighing.get("rollout/informative_samples", 0.0) / max(generated, 1),
             "rollout/untrained_sample_share": 1.0 - weighing.get("rollout/kept", 0.0) / max(generated, 1),
             "rollout/informative_groups": float(self.informative_groups(result.groups)),
-            "allocation/unspent_samples": float(draw.budget - int(np.asarray(result.allocation.samples).sum())),
+            "rollout/rounds": float(result.rounds),
+            "allocation/extra_prompts": float(len(result.prompts) - self.data.prompts_per_epoch),  # candidates and refills
+            "allocation/unspent_samples": float(max(epoch_budget - epoch_round.spent, 0)),
             "budget/samples_generated": float(self.budget.training_samples),
             "budget/tokens_generated": float(self.budget.tokens("pilot", "train")),
             "budget/pilot_samples": float(self.budget.samples("pilot")),
@@ -294,10 +428,10 @@ class RolloutAlgorithm(PolicyModule):
         }
         if world()[1] > 1:
             metrics.update(self.distribution_metrics(result, left_out, before))
-        rates = acceptance_rates([sum(a) for a in accepted], [len(a) for a in accepted])
+        rates = acceptance_rates([sum(a) for a in accepted], trained)
         histograms = {
             "rollout/acceptance_rate_per_prompt": rates[np.isfinite(rates)],
-            "rollout/samples_per_prompt": np.array([len(g) for g in result.groups]),
+            "rollout/samples_per_prompt": np.array(trained),
             "allocation/samples_per_prompt": result.allocation.samples,
             **{f"allocation/{k}": v for k, v in result.allocation.histograms.items()},
         }
@@ -305,6 +439,12 @@ class RolloutAlgorithm(PolicyModule):
             histograms["allocation/estimated_acceptance_rate"] = np.asarray(result.allocation.acceptance_rate)
         if result.allocation.grad_norm is not None:
             histograms["allocation/estimated_grad_norm"] = np.asarray(result.allocation.grad_norm)
+        if per_prompt_mismatch:  # where rollout and trainer disagree, beside what the allocator gave each prompt
+            groups = sorted(per_prompt_mismatch)
+            kl = np.array([per_prompt_mismatch[g] for g in groups])
+            histograms["allocation/mismatch_kl_per_prompt"] = kl
+            if len(groups) > 2 and np.ptp(kl) > 0 and np.ptp([trained[g] for g in groups]) > 0:
+                metrics["allocation/mismatch_samples_correlation"] = float(np.corrcoef(kl, [trained[g] for g in groups])[0, 1])
         return metrics, histograms
 
     def distribution_metrics(self, result: EpochRollouts, left_out: int, before: dict) -> dict[str, float]:
@@ -319,14 +459,14 @@ class RolloutAlgorithm(PolicyModule):
             metrics[f"distributed/rank{r}_allocation_crc"] = float(checksum)
         return metrics
 
-    def _log_epoch(self, result: EpochRollouts) -> None:
+    def _log_epoch(self, result: EpochRollouts, epoch_budget: int) -> None:
         m = result.metrics
         faults = ", ".join(f"{int(m[k])} {k.split('/')[-1]}" for k in ("verifier/timeout", "verifier/error") if m.get(k))
+        pilots = int(m["budget/epoch_pilot_samples"])
         log.info(
-            "epoch %d: %d prompts, %d samples (budget %d%s), acceptance %.3f, %s%s, %.1fs",
-            result.epoch, len(result.prompts), m["budget/epoch_samples"], self.samples_per_prompt * len(result.prompts),
-            f" + {int(m['budget/epoch_pilot_samples'])} pilots" if not self.allocator.keep_pilots and m["budget/epoch_pilot_samples"]
-            else f", {int(m['budget/epoch_pilot_samples'])} of them pilots" if m["budget/epoch_pilot_samples"] else "",
+            "epoch %d: %d prompts%s, %d samples (budget %d%s), acceptance %.3f, %s%s, %.1fs",
+            result.epoch, len(result.prompts), f" in {result.rounds} rounds" if result.rounds > 1 else "", m["budget/epoch_samples"], epoch_budget,
+            f" + {pilots} pilots" if not self.allocator.keep_pilots and pilots else f", {pilots} of them pilots" if pilots else "",
             m["rollout/acceptance_rate"],
             f"{int(m['rollout/kept'])} rollouts to train on" if result.rollouts or world()[1] > 1 else "nothing to train on: this epoch's update is skipped",
             f", verifier faults: {faults}" if faults else "", m["time/rollout_seconds"],
@@ -340,3 +480,15 @@ class RolloutAlgorithm(PolicyModule):
         super().load_rollout_state(state)
         self.allocator.load_state_dict(state.get("allocator", {}))
         self.store.load_state_dict(state.get("prompt_stats", {}))
+
+
+def clipped_policy_loss(logprobs: torch.Tensor, batch: dict[str, torch.Tensor], loss: LossSettings):
+    """The PPO clipped surrogate against π_old (RAFT++ and GRPO), token- or sequence-level (GSPO), with
+    its diagnostics per token."""
+    sequence = loss.ratio == "sequence"
+    low, high = (loss.sequence_clip_low, loss.sequence_clip_high) if sequence else (loss.clip_low, loss.clip_high)
+    per_token, clipped, ratio = clipped_surrogate(
+        logprobs, batch["old_logprobs"], batch["advantages"], low, high, loss.dual_clip, loss.ratio, batch["response_mask"]
+    )
+    return per_token, {"clip_fraction": clipped.detach(), "ratio": ratio}
+

@@ -1,12 +1,13 @@
 """Budget allocators: how many samples each prompt gets (uniform, GVM, GVM++, Knapsack RL, GRESO-style
 skipping), and the per-prompt statistics they read."""
 
-from gvmlit.allocation.base import Allocation, AllocationRequest, BudgetAllocator
+from gvmlit.allocation.base import Allocation, AllocationRequest, BudgetAllocator, PilotRequest
 from gvmlit.allocation.gvm import GVMAllocator
 from gvmlit.allocation.gvmpp import GVMPlusPlusAllocator
 from gvmlit.allocation.knapsack import KnapsackAllocator
 from gvmlit.allocation.rules import (
     bounded_allocation,
+    capped_allocation,
     greedy_knapsack,
     gvm_allocation,
     gvm_weights,
@@ -22,6 +23,7 @@ __all__ = [
     "Allocation",
     "AllocationRequest",
     "BudgetAllocator",
+    "PilotRequest",
     "GVMAllocator",
     "GVMPlusPlusAllocator",
     "GradNormObservation",
@@ -32,6 +34,7 @@ __all__ = [
     "UniformAllocator",
     "Visit",
     "bounded_allocation",
+    "capped_allocation",
     "greedy_knapsack",
     "gvm_allocation",
     "gvm_weights",

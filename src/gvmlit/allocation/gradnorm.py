@@ -15,6 +15,12 @@ materialising per-sample gradients of the [V, d] matrices:
 Samples do not interact inside a batch (each attends only to itself), so the gradient of the summed
 loss with respect to sample j's activations is sample j's own gradient.
 
+``trainable`` takes every linear layer whose weight trains — with LoRA, the adapter matrices A and B of
+every adapted module. For a linear layer y_t = W x_t the same identity gives
+‖∇_W L_j‖² = Σ_{t,s} ⟨x_t, x_s⟩ ⟨g_t, g_s⟩ with g_t = ∂L_j/∂y_t: one forward and one backward with hooks
+that keep each layer's inputs and output gradients. (Trainable parameters outside linear layers, such as
+norm weights, are not counted.)
+
 The embedding's ``padding_idx`` row never receives a gradient (``nn.Embedding`` skips it), so
 positions holding that token — also *inside* a sequence, where a policy may sample it — contribute
 nothing to the embedding part (they still do to ``lm_head``, a plain linear layer).
@@ -37,8 +43,43 @@ def embeddings_tied(model: torch.nn.Module) -> bool:
     return head is not None and head.weight is model.get_input_embeddings().weight
 
 
+def _trainable_linear_grad_norms(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Gradient norms over every trainable linear layer for one collated batch: [B]."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.weight.requires_grad]
+    if not layers:
+        raise ValueError("param_slice 'trainable': the model has no trainable linear layer")
+    inputs: dict[torch.nn.Module, torch.Tensor] = {}
+    outputs: dict[torch.nn.Module, torch.Tensor] = {}
+
+    def keep_input(module, args, output):
+        inputs[module] = args[0].detach()
+        outputs[module] = output
+
+    hooks = [layer.register_forward_hook(keep_input) for layer in layers]
+    try:
+        with torch.enable_grad():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits[:, :-1].float()
+            token_lp = torch.log_softmax(logits, dim=-1).gather(-1, batch["input_ids"][:, 1:].unsqueeze(-1)).squeeze(-1)
+            loss = -(token_lp * batch["response_mask"].float()).sum()
+            grads = torch.autograd.grad(loss, [outputs[layer] for layer in layers], allow_unused=True)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    squared = torch.zeros(batch["input_ids"].shape[0], dtype=torch.float32, device=batch["input_ids"].device)
+    for layer, grad in zip(layers, grads):
+        if grad is None:
+            continue
+        x, g = inputs[layer].float().flatten(1, -2), grad.float().flatten(1, -2)  # [B, L, d_in], [B, L, d_out]
+        squared += ((x @ x.transpose(1, 2)) * (g @ g.transpose(1, 2))).sum((1, 2))
+        if layer.bias is not None and layer.bias.requires_grad:
+            squared += g.sum(1).pow(2).sum(-1)
+    return squared.clamp(min=0.0).sqrt()
+
+
 def _batch_grad_norms(model: torch.nn.Module, batch: dict[str, torch.Tensor], param_slice: ParamSlice) -> torch.Tensor:
     """Gradient norms for one collated batch: [B]."""
+    if param_slice == "trainable":
+        return _trainable_linear_grad_norms(model, batch)
     input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
     mask = batch["response_mask"].to(torch.float32)  # [B, L-1]
     embed = model.get_input_embeddings()
@@ -98,8 +139,8 @@ def grad_norms_of_rollouts(
     batch_size: int = 64,
 ) -> np.ndarray:
     """‖∇_θs (−log π(response | prompt))‖₂ for every rollout, ``batch_size`` sequences per backward pass."""
-    if param_slice not in ("embedding", "lm_head"):
-        raise ValueError(f"param_slice must be 'embedding' or 'lm_head', got {param_slice!r}")
+    if param_slice not in ("embedding", "lm_head", "trainable"):
+        raise ValueError(f"param_slice must be 'embedding', 'lm_head' or 'trainable', got {param_slice!r}")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()  # no dropout: the norm of the policy's own gradient
@@ -129,12 +170,15 @@ def grad_norms(
 
 
 def grad_norm_one_at_a_time(model: torch.nn.Module, rollout: Rollout, pad_id: int, param_slice: ParamSlice) -> float:
-    """Reference computation: one backward pass, the norm of the parameter's own ``.grad`` (tests, bench)."""
-    param = (model.get_input_embeddings() if param_slice == "embedding" else model.get_output_embeddings()).weight
+    """Reference computation: one backward pass, the norm of the parameters' own gradients (tests, bench)."""
+    if param_slice == "trainable":
+        params = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear) and m.weight.requires_grad]
+    else:
+        params = [(model.get_input_embeddings() if param_slice == "embedding" else model.get_output_embeddings()).weight]
     batch = collate_rollouts([rollout], pad_id)
-    batch = {k: v.to(param.device) for k, v in batch.items()}
+    batch = {k: v.to(params[0].device) for k, v in batch.items()}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits[:, :-1]
     lp = torch.log_softmax(logits.float(), -1).gather(-1, batch["input_ids"][:, 1:].unsqueeze(-1)).squeeze(-1)
     loss = -(lp * batch["response_mask"]).sum()
-    (grad,) = torch.autograd.grad(loss, param)
-    return float(grad.float().norm())
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)))

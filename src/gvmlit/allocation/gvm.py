@@ -72,8 +72,8 @@ class GVMAllocator(BudgetAllocator):
         self.min_expected_accepted = min_expected_accepted
         self.no_singletons = no_singletons
 
-    def plan_pilots(self, prompts, store, epoch) -> list[int]:
-        return [self.pilot_samples] * len(prompts)
+    def plan_pilots(self, request) -> list[int]:
+        return [self.pilot_samples if request.stage == 0 else 0] * len(request.prompts)
 
     def grad_norm_samples(self, prompt, group, accepted, purpose) -> list[int]:
         return accepted_indices(accepted) if purpose == "pilot" else []

@@ -113,8 +113,10 @@ class GVMPlusPlusAllocator(BudgetAllocator):
         self.spend = spend
         self._center = 0.5
 
-    def plan_pilots(self, prompts, store, epoch) -> list[int]:
-        return [0 if p.uid in store else self.pilot_samples for p in prompts]
+    def plan_pilots(self, request) -> list[int]:
+        if request.stage > 0:
+            return [0] * len(request.prompts)
+        return [0 if p.uid in request.store else self.pilot_samples for p in request.prompts]
 
     def allocate(self, request: AllocationRequest) -> Allocation:
         prompts, store, epoch = request.prompts, request.store, request.epoch

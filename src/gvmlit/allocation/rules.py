@@ -121,6 +121,26 @@ def bounded_allocation(weights: np.ndarray, budget: int, lower: np.ndarray | int
     return counts
 
 
+def capped_allocation(weights: np.ndarray, budget: int, upper: np.ndarray | int, lower: np.ndarray | int = 0) -> np.ndarray:
+    """Integers lower_i ≤ n_i ≤ upper_i, otherwise proportional to ``weights``, spending the budget only as
+    far as the caps allow: Σ n_i = min(budget, Σ upper_i) (an allocation may spend less than its budget,
+    never more). Prompts with zero weight get their lower bound. Raises when Σ lower_i > budget.
+
+    The helper for an allocator whose caps may not absorb the budget (:func:`bounded_allocation` insists
+    on spending it exactly, and refuses a budget above Σ upper_i).
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    size = len(weights)
+    lower = np.broadcast_to(np.asarray(lower, dtype=np.int64), (size,)).copy()
+    upper = np.broadcast_to(np.asarray(upper, dtype=np.int64), (size,)).copy()
+    upper = np.where(weights > 0, upper, lower)  # a prompt of no weight stays at its lower bound
+    if np.any(lower > upper) or np.any(lower < 0):
+        raise ValueError("need 0 ≤ lower_i ≤ upper_i")
+    if lower.sum() > budget:
+        raise ValueError(f"budget {budget} is below Σ lower = {lower.sum()}")
+    return bounded_allocation(weights, min(budget, int(upper.sum())), lower, upper)
+
+
 def knapsack_value(samples: np.ndarray | int, acceptance_rate: np.ndarray | float) -> np.ndarray:
     """Knapsack RL's value of giving a prompt n samples at success rate p (docs/method.md eq. 12):
 

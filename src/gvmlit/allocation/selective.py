@@ -23,9 +23,10 @@ import numpy as np
 from gvmlit.allocation.base import Allocation, AllocationRequest, BudgetAllocator
 from gvmlit.allocation.rules import round_to_budget
 from gvmlit.errors import GvmlitError
+from gvmlit.seeding import RunSeeded
 
 
-class SelectiveRolloutAllocator(BudgetAllocator):
+class SelectiveRolloutAllocator(RunSeeded, BudgetAllocator):
     """Skip prompts whose recent groups carried no gradient (GRESO).
 
     Args:
@@ -36,8 +37,11 @@ class SelectiveRolloutAllocator(BudgetAllocator):
         min_exploration: p_e never goes below this (a skipped prompt always has a chance to return).
         spend: ``save`` — skipped prompts' samples are not drawn (the epoch generates less); ``refill``
             — the whole budget is shared by the prompts kept.
-        seed: seed of the skipping decisions.
+        seed: seed of the skipping decisions (None: derived from the run seed, gvmlit.seeding).
     """
+
+    name = "greso"
+    seed_name = "allocator"
 
     def __init__(
         self,
@@ -46,7 +50,7 @@ class SelectiveRolloutAllocator(BudgetAllocator):
         adapt_step: float = 0.05,
         min_exploration: float = 0.05,
         spend: Literal["save", "refill"] = "save",
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         if not 0 < min_exploration <= exploration <= 1:
             raise GvmlitError("SelectiveRolloutAllocator needs 0 < min_exploration ≤ exploration ≤ 1")
@@ -69,7 +73,7 @@ class SelectiveRolloutAllocator(BudgetAllocator):
             streak, rate = store.zero_variance_streak(prompt.uid), store.last_acceptance_rate(prompt.uid)
             kind = "easy" if rate == 1.0 else "hard"
             skip_probability[i] = 1.0 - self.exploration[kind] ** streak if streak else 0.0
-        draws = np.array([np.random.default_rng([self.seed, epoch, zlib.crc32(p.uid.encode())]).random() for p in prompts])
+        draws = np.array([np.random.default_rng([self.resolved_seed, epoch, zlib.crc32(p.uid.encode())]).random() for p in prompts])
         skipped = draws < skip_probability
         kept = ~skipped
         if not kept.any():

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from gvmlit.groups import UsefulGroup, carries_gradient
+
 SamplePurpose = Literal["pilot", "train"]
 
 
@@ -123,12 +125,20 @@ class PromptStatsStore:
             estimate = observation.mean if estimate is None else momentum * estimate + (1 - momentum) * observation.mean
         return estimate
 
-    def zero_variance_streak(self, uid: str) -> int:
-        """How many of the prompt's most recent visited epochs in a row gave all-equal rewards (≥ 2 samples)."""
-        history, streak = self.history(uid), 0
-        for epoch in reversed(history.epochs()):
-            visits = history.in_epoch(epoch)
-            if sum(v.samples for v in visits) < 2 or min(v.reward_min for v in visits) != max(v.reward_max for v in visits):
+    def epoch_group(self, uid: str, epoch: int) -> tuple[int, int, float, float] | None:
+        """(samples, accepted, reward_min, reward_max) over the prompt's visits in ``epoch`` (None if none)."""
+        visits = self.history(uid).in_epoch(epoch)
+        if not visits:
+            return None
+        return sum(v.samples for v in visits), sum(v.accepted for v in visits), min(v.reward_min for v in visits), max(v.reward_max for v in visits)
+
+    def zero_variance_streak(self, uid: str, useful: UsefulGroup = "mixed") -> int:
+        """How many of the prompt's most recent visited epochs in a row gave a group that carried no
+        gradient (:func:`gvmlit.groups.carries_gradient`; with ``mixed``: all-equal rewards, ≥ 2 samples)."""
+        streak = 0
+        for epoch in reversed(self.history(uid).epochs()):
+            samples, accepted, low, high = self.epoch_group(uid, epoch)
+            if (samples < 2 and useful == "mixed") or carries_gradient(samples, accepted, low, high, useful):
                 break
             streak += 1
         return streak

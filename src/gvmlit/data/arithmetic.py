@@ -50,10 +50,13 @@ class ArithmeticTask(GeneratedTask):
     Train and validation problems come from disjoint seeds and never share a problem string.
 
     Args:
-        num_train: number of training problems.
+        num_train: number of distinct training problems.
         num_val: number of held-out validation problems.
-        levels: (terms, digits) per difficulty level; problems are spread evenly over levels.
-        seed: generator seed; the same seed gives the same problems on every machine.
+        levels: (terms, digits) per difficulty level, easiest first.
+        seed: seed of the training pool (None: derived from the run seed, gvmlit.seeding).
+        eval_seed: seed of the held-out problems (they never move with the run seed).
+        level_weights: relative share of training problems at each level (None: equal shares).
+        repeats: how many times each training problem appears in the pool (distinct uids).
     """
 
     name = "arith"
@@ -63,10 +66,16 @@ class ArithmeticTask(GeneratedTask):
         num_train: int = 2000,
         num_val: int = 120,
         levels: list[tuple[int, int]] | None = None,
-        seed: int = 0,
+        seed: int | None = None,
+        eval_seed: int = 0,
+        level_weights: list[float] | None = None,
+        repeats: int = 1,
     ) -> None:
         self.levels = [tuple(level) for level in (levels or DEFAULT_LEVELS)]
-        super().__init__(num_train=num_train, num_val=num_val, num_levels=len(self.levels), seed=seed)
+        super().__init__(
+            num_train=num_train, num_val=num_val, num_levels=len(self.levels), seed=seed, eval_seed=eval_seed,
+            level_weights=level_weights, repeats=repeats,
+        )  # fmt: skip
 
     def make(self, rng: random.Random, level: int) -> tuple[str, str, str]:
         operands = make_problem(rng, *self.levels[level])

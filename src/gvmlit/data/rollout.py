@@ -1,39 +1,46 @@
 """RolloutDataModule: prompts, splits and batching — nothing else.
 
-It turns the prompt source into token ids (template, system prompt, chat template), picks each
-epoch's prompts, and batches what the learner hands back. It never reaches into the model: the
-learner gives it, through :meth:`RolloutDataModule.connect`, the tokenizer, the longest prompt the
-model accepts and the function that produces an epoch's rollouts (``collect_epoch``, the E-step).
-Each epoch (the CLI sets ``reload_dataloaders_every_n_epochs=1``)::
+It turns the prompt source into token ids (template, system prompt, chat template), hands the learner
+the prompts it asks for, and serves what the learner put in the epoch's buffer. It never calls the
+learner and never reads the Trainer's loop state: the learner gives it, through
+:meth:`RolloutDataModule.connect`, its tokenizer, the longest prompt its model accepts and the
+:class:`~gvmlit.data.buffer.EpochBuffer` it fills. One epoch, seen from here::
 
-    epoch_prompts(epoch) → collect_epoch(prompts, epoch, refill_prompts) → EpochRollouts → batches(rollouts) → DataLoader
+    learner (its on_train_epoch_start):  data.epoch_prompts(epoch) [+ data.more_prompts(epoch, round, k)]
+                                         → … the E-step … → buffer.fill(epoch, rollouts)
+    Lightning iterates the train loader: EpochBatches(buffer) → BatchRef k → (on_before_batch_transfer) tensors
+
+Prompt order: the epoch's prompts are consecutive slices of seeded permutations of the training split;
+candidate and refill prompts come from streams of their own (keyed on the epoch and the round), so they
+never shift later epochs' prompts. The seed is derived from the run seed (gvmlit.seeding) unless given.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from functools import partial
 from typing import Literal
 
 import numpy as np
-import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 
 from gvmlit.collate import collate_rollouts
 from gvmlit.data.arithmetic import ArithmeticTask
+from gvmlit.data.buffer import BatchRef, EpochBatches, EpochBuffer, RankPrompts
 from gvmlit.data.prompts import encode_prompt, record_name
 from gvmlit.data.sources import PromptSource
 from gvmlit.errors import GvmlitError
-from gvmlit.records import Prompt, PromptRecord, Rollout
+from gvmlit.parallel import world
+from gvmlit.records import Prompt, PromptRecord
+from gvmlit.seeding import RunSeeded, run_seed
 
 log = logging.getLogger("gvmlit")
 
 
-class RolloutDataModule(LightningDataModule):
-    """The epoch's prompts in, the epoch's weighted rollouts batched out.
+class RolloutDataModule(RunSeeded, LightningDataModule):
+    """The epoch's prompts out, the epoch's weighted rollouts batched in.
 
     Args:
         source: where training problems come from (default: the built-in ``ArithmeticTask``).
@@ -48,8 +55,13 @@ class RolloutDataModule(LightningDataModule):
             ``error`` or ``skip`` (a warning says how many were skipped).
         val_size: held-out problems evaluated each epoch (None = the whole validation split).
         val_batch_size: evaluation problems per batch.
-        seed: seed of the prompt order and of the batch order.
+        seed: seed of the prompt order and of the batch order (None: derived from the run seed).
     """
+
+    #: what this data module serves the learner: sequences the learner samples itself (``rollouts``) or
+    #: the source's own demonstrations (``demonstrations``); learners refuse the other kind at start-up
+    serves: Literal["rollouts", "demonstrations"] = "rollouts"
+    seed_name = "data.order"
 
     def __init__(
         self,
@@ -63,7 +75,7 @@ class RolloutDataModule(LightningDataModule):
         overlong_prompts: Literal["error", "skip"] = "error",
         val_size: PositiveInt | None = None,
         val_batch_size: PositiveInt = 64,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         if "{problem}" not in prompt_template:
@@ -76,21 +88,29 @@ class RolloutDataModule(LightningDataModule):
         self.val_size, self.val_batch_size, self.seed = val_size, val_batch_size, seed
         self.skipped_prompts = 0
         self._tokenizer, self._chat_template, self._max_prompt_tokens = None, False, 1 << 30
-        self._collect_epoch: Callable | None = None
+        self._buffer: EpochBuffer | None = None
+        self._batches: EpochBatches | None = None
         self._encoded: dict[str, Prompt] = {}
         self._train: list[Prompt] | None = None
-        self._epoch_loader: tuple[int, DataLoader] | None = None
 
-    def connect(self, tokenizer, *, chat_template: bool, max_prompt_tokens: int, collect_epoch: Callable | None = None) -> None:
+    def connect(self, tokenizer, *, chat_template: bool, max_prompt_tokens: int, buffer: EpochBuffer) -> None:
         """What the learner provides: its tokenizer, whether prompts go through its chat template, the
-        longest prompt its model takes with a full response, and the epoch's E-step."""
+        longest prompt its model takes with a full response, and the buffer it fills every epoch."""
         self._tokenizer, self._chat_template, self._max_prompt_tokens = tokenizer, chat_template, max_prompt_tokens
-        self._collect_epoch = collect_epoch
+        self._buffer = buffer
 
     def setup(self, stage: str) -> None:
-        trainer = self.trainer
-        if trainer is not None and trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
-            raise GvmlitError("the learner splits rollouts across ranks itself: set trainer.use_distributed_sampler=false (the CLI's default)")
+        """The run seed reaches the order of prompts and the source's generated pool (gvmlit.seeding); the
+        data is read now, before any model is built, so that a malformed file is the first thing reported."""
+        seed = run_seed()
+        self.use_run_seed(seed)
+        for source in {id(s): s for s in (self.source, self.eval_source)}.values():
+            if isinstance(source, RunSeeded):
+                source.use_run_seed(seed)
+        self._train = None  # the pool may have moved with the seed
+        if stage == "fit":
+            self.source.records("train")
+        self.eval_source.records("test" if stage == "test" else "val")
 
     # ------------------------------------------------------------------ prompts
     def encode(self, record: PromptRecord) -> Prompt:
@@ -113,6 +133,7 @@ class RolloutDataModule(LightningDataModule):
         return False
 
     def train_prompts(self) -> list[Prompt]:
+        """The usable training split, encoded."""
         if self._train is None:
             records = self.source.records("train")
             if not records:
@@ -126,13 +147,15 @@ class RolloutDataModule(LightningDataModule):
         return self._train
 
     def epoch_prompts(self, epoch: int) -> list[Prompt]:
-        """The prompts of ``epoch``: consecutive slices of seeded permutations of the training split."""
-        return self._stream([self.seed], range(epoch * self.prompts_per_epoch, (epoch + 1) * self.prompts_per_epoch))
+        """The ``prompts_per_epoch`` prompts of ``epoch``: consecutive slices of seeded permutations of the
+        training split (every prompt once before any comes back)."""
+        return self._stream([self.resolved_seed], range(epoch * self.prompts_per_epoch, (epoch + 1) * self.prompts_per_epoch))
 
-    def refill_prompts(self, epoch: int, round: int, count: int) -> list[Prompt]:
-        """``count`` further prompts for refill round ``round`` of ``epoch`` (dynamic sampling), from a
-        stream of their own so that they never shift later epochs' prompts."""
-        return self._stream([self.seed, 1 + epoch, 1 + round], range(count))
+    def more_prompts(self, epoch: int, round: int, count: int) -> list[Prompt]:
+        """``count`` further prompts for round ``round`` of ``epoch`` (candidates an allocator screens in
+        round 0, refills in later rounds), from a stream of their own: they never shift other epochs'
+        prompts, and the same call gives the same prompts (exact resume, equal arms)."""
+        return self._stream([self.resolved_seed, 1 + epoch, 1 + round], range(count))
 
     def _stream(self, key: list[int], positions: range) -> list[Prompt]:
         prompts = self.train_prompts()
@@ -142,40 +165,32 @@ class RolloutDataModule(LightningDataModule):
                 orders[g // n] = np.random.default_rng([*key, g // n]).permutation(n)
         return [prompts[orders[g // n][g % n]] for g in positions]
 
-    # ------------------------------------------------------------------ batches
-    @property
-    def epoch(self) -> int:
-        """The epoch about to be trained (Lightning's ``current_epoch`` still names the last completed one
-        when a resumed run first asks for its loader; ``processed`` is already right)."""
-        return self.trainer.fit_loop.epoch_progress.current.processed
-
+    # ------------------------------------------------------------------ loaders
     def train_dataloader(self) -> DataLoader:
-        epoch = self.epoch
-        if self._epoch_loader is None or self._epoch_loader[0] != epoch:  # a resumed run asks twice: sample once
-            done = self.trainer.fit_loop.done  # Lightning asks for a loader even when resuming a finished run
-            self._epoch_loader = (epoch, self.batches([] if done else self.epoch_rollouts(epoch), epoch))
-        return self._epoch_loader[1]
-
-    def epoch_rollouts(self, epoch: int) -> list[Rollout]:
-        if self._collect_epoch is None:
-            raise RuntimeError("RolloutDataModule needs a rollout learner (gvmlit.algorithms.RAFT, GRPO) to train")
-        return self._collect_epoch(self.epoch_prompts(epoch), epoch, partial(self.refill_prompts, epoch)).rollouts
-
-    def batches(self, rollouts: list[Rollout], epoch: int) -> DataLoader:
-        """Shuffled mini-batches of ``batch_size`` over ``update_epochs`` passes. No rollouts: one empty
-        batch, which the learner skips (Lightning would end the whole run on an empty loader)."""
+        """Shuffled mini-batches of whatever the learner put in its buffer this epoch (``update_epochs``
+        passes); built once, read anew every epoch."""
+        if self._buffer is None:
+            raise GvmlitError(f"{type(self).__name__} serves a gvmlit learner (gvmlit.algorithms.RAFT, GRPO or SFT), which connects to it; got none")
         collate = partial(collate_rollouts, pad_id=self._tokenizer.pad_token_id)
-        # loaders draw a base seed from their generator at every iter(): their own, never the global stream
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        if not rollouts:
-            return DataLoader([[]], batch_size=None, collate_fn=collate, generator=generator)
-        order = RandomSampler(rollouts, num_samples=len(rollouts) * self.update_epochs, generator=generator)
-        return DataLoader(rollouts, batch_size=self.batch_size, sampler=order, collate_fn=collate, generator=generator)
+        self._batches = EpochBatches(self._buffer, self.batch_size, self.update_epochs, lambda: self.resolved_seed, collate)
+        return DataLoader(self._batches, batch_size=None)
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        """A training loader's :class:`~gvmlit.data.buffer.BatchRef` becomes its tensors here, from the buffer
+        as the learner filled it this epoch."""
+        return self._batches.batch(batch) if isinstance(batch, BatchRef) else batch
+
+    def evaluation_prompts(self, split: str) -> list[Prompt]:
+        """The held-out problems of ``split`` (``val`` or ``test``; the first ``val_size``), encoded; they never
+        move with the run seed."""
+        return [self.encode(r) for r in self.eval_source.records(split)[: self.val_size]]
+
+    def benchmarks(self, split: str) -> list[str]:
+        """The benchmark names of ``split``, in order of first appearance (``val`` when records name none)."""
+        return list(dict.fromkeys(p.record.meta.get("benchmark", "val") for p in self.evaluation_prompts(split)))
 
     def _evaluation_loader(self, split: str) -> DataLoader:
-        records = self.eval_source.records(split)[: self.val_size]
-        prompts = [self.encode(r) for r in records]
-        return DataLoader(prompts, batch_size=self.val_batch_size, collate_fn=list, generator=torch.Generator().manual_seed(self.seed))
+        return DataLoader(RankPrompts(self.evaluation_prompts(split), self.val_batch_size, world), batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader("val")

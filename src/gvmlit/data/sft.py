@@ -2,8 +2,8 @@
 
 The demonstration of a record is ``record.meta[solution_key]`` (``"solution"`` by default — the
 built-in ``ArithmeticTask`` and any JSON-lines file with a ``solution`` field provide it), followed by
-EOS. Prompts, splits and evaluation are the :class:`RolloutDataModule`'s, so SFT and RL curves are
-comparable.
+EOS. Prompts, splits, batching and evaluation are the :class:`RolloutDataModule`'s, so SFT and RL curves
+are comparable; the SFT learner asks for ``demonstrations(epoch)`` at the start of every epoch.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from gvmlit.data.prompts import record_name, refuse_unknown
 from gvmlit.data.rollout import RolloutDataModule
 from gvmlit.errors import GvmlitError
-from gvmlit.parallel import rank_rollouts
 from gvmlit.records import Rollout
 
 
@@ -20,14 +19,17 @@ class DemonstrationDataModule(RolloutDataModule):
 
     Args:
         solution_key: the record field (``record.meta``) holding the demonstration.
-        **kwargs: the arguments of ``RolloutDataModule``.
+        **kwargs: the arguments of ``RolloutDataModule`` (source, prompts_per_epoch, batch_size, …).
     """
+
+    serves = "demonstrations"
 
     def __init__(self, solution_key: str = "solution", **kwargs) -> None:
         super().__init__(**kwargs)
         self.solution_key = solution_key
 
-    def epoch_rollouts(self, epoch: int) -> list[Rollout]:
+    def demonstrations(self, epoch: int) -> list[Rollout]:
+        """The epoch's prompts with their demonstrations as training sequences (advantage 1)."""
         tokenizer, rollouts = self._tokenizer, []
         for group, prompt in enumerate(self.epoch_prompts(epoch)):
             solution = prompt.record.meta.get(self.solution_key)
@@ -37,5 +39,4 @@ class DemonstrationDataModule(RolloutDataModule):
             refuse_unknown(response, tokenizer, f"the demonstration of {record_name(prompt.record)}", solution)
             response.append(tokenizer.eos_token_id)
             rollouts.append(Rollout(prompt.token_ids, response, 1.0, 1.0, group))
-        mine, _ = rank_rollouts(rollouts)  # under several processes, this rank's token-balanced part
-        return mine
+        return rollouts

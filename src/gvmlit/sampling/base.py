@@ -19,26 +19,39 @@ from gvmlit.records import Completion
 class Sampler(ABC):
     """Draws completions from a policy.
 
+    Every sampler reports, for each sampled token, its log-probability under the distribution it drew
+    from: logits / temperature, then top-k, top-p and min-p truncation, renormalised (the behaviour
+    policy). The trainer recomputes the same for the mismatch diagnostics and correction.
+
     Args:
         temperature: softmax temperature (1.0 = the policy itself).
         top_p: nucleus sampling mass (1.0 = off).
         max_new_tokens: longest response, in tokens.
+        top_k: sample among the k most likely tokens only (0 = off).
+        min_p: drop tokens less likely than min_p × the most likely one (0 = off).
     """
 
     #: whether ``generate`` may be given a sharded (FSDP2) policy: engines that hold their own copy of
     #: the weights gather them in ``prepare``; others get an unsharded local policy
     accepts_sharded_policy: bool = False
+    #: whether the reported log-probs come from the trainer's own model and kernels (then they match the
+    #: trainer's up to float error, and ``loss.correction.mode: auto`` leaves the correction off)
+    exact_logprobs: bool = True
 
-    def __init__(self, temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 64) -> None:
+    def __init__(self, temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 64, top_k: int = 0, min_p: float = 0.0) -> None:
         if max_new_tokens < 1:
             raise GvmlitError(f"sampler.max_new_tokens must be ≥ 1, got {max_new_tokens}")
         if temperature <= 0:
             raise GvmlitError(f"sampler.temperature must be > 0, got {temperature} (greedy decoding is chosen per call)")
         if not 0 < top_p <= 1:
             raise GvmlitError(f"sampler.top_p must be in (0, 1], got {top_p}")
+        if top_k < 0 or not 0 <= min_p < 1:
+            raise GvmlitError(f"sampler.top_k must be ≥ 0 and sampler.min_p in [0, 1); got {top_k}, {min_p}")
         self.temperature = temperature
         self.top_p = top_p
         self.max_new_tokens = max_new_tokens
+        self.top_k = top_k
+        self.min_p = min_p
 
     def prepare(self, policy: PreTrainedModel) -> None:
         """Called on every rank before each ``generate`` with the policy's current weights (engines sync

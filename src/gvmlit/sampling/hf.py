@@ -19,10 +19,15 @@ class HFSampler(Sampler):
     All requested sequences are flattened (prompt i repeated n_i times), sorted by prompt length so
     that a batch holds prompts of similar length (little padding), and generated ``batch_size`` at a time.
 
+    Log-probs are those of the scores ``generate`` sampled from (its processors and warpers applied:
+    temperature, top-k, top-p, min-p), from the policy itself: they equal the trainer's to float error.
+
     Args:
         temperature: softmax temperature.
-        top_p: nucleus sampling mass (1.0 = off). Top-k is always off.
+        top_p: nucleus sampling mass (1.0 = off).
         max_new_tokens: longest response, in tokens.
+        top_k: sample among the k most likely tokens only (0 = off).
+        min_p: drop tokens less likely than min_p × the most likely one (0 = off).
         batch_size: sequences per ``generate`` call; lower it if generation runs out of memory.
         progress: show a progress bar over generation batches.
     """
@@ -32,10 +37,12 @@ class HFSampler(Sampler):
         temperature: float = 1.0,
         top_p: float = 1.0,
         max_new_tokens: int = 64,
+        top_k: int = 0,
+        min_p: float = 0.0,
         batch_size: int = 256,
         progress: bool = True,
     ) -> None:
-        super().__init__(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+        super().__init__(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, top_k=top_k, min_p=min_p)
         self.batch_size = batch_size
         self.progress = progress
 
@@ -92,21 +99,22 @@ class HFSampler(Sampler):
         config = GenerationConfig(
             do_sample=not greedy,
             temperature=None if greedy else self.temperature,
-            top_p=None if greedy or self.top_p >= 1.0 else self.top_p,
-            top_k=None,
+            # explicit "off" values: a model's own generation_config.json (top_k 20, top_p 0.8, …) must not leak in
+            top_p=None if greedy else self.top_p,
+            top_k=None if greedy else self.top_k,
+            min_p=None if greedy or self.min_p <= 0 else self.min_p,
             max_new_tokens=self.max_new_tokens,
             pad_token_id=pad,
             eos_token_id=tokenizer.eos_token_id,
             return_dict_in_generate=True,
-            output_logits=True,
+            output_scores=True,
         )
         out = policy.generate(
             input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=config
         )
         new_tokens = out.sequences[:, width:]  # [B, T]
-        logits = torch.stack(out.logits, dim=1).float()  # [B, T, V] raw (unprocessed) logits
-        temperature = 1.0 if greedy else self.temperature
-        logprobs = torch.log_softmax(logits / temperature, dim=-1).gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+        scores = torch.stack(out.scores, dim=1).float()  # [B, T, V]: what was sampled from (T, top-k/p, min-p applied)
+        logprobs = torch.log_softmax(scores, dim=-1).gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
         eos = tokenizer.eos_token_id
         completions = []
         for row in range(len(prompts)):

@@ -28,13 +28,15 @@ cache) while training runs (``release``) and wakes up for the next rollout, so t
 on one GPU. Where vLLM has no sleep mode (its CPU build, where engine and trainer share host memory
 anyway) the engine stays awake and the sampler logs one warning saying so.
 
-**Log-probs** (``Completion.logprobs``) are those of the policy at the sampling temperature before
-top-p truncation, log softmax(logits / T) — what HFSampler reports and what the trainer recomputes
-(``rollout/sampler_trainer_logprob_diff`` compares the two): the engine returns them with
-``logprobs_mode="raw_logprobs"`` when T = 1 and ``"processed_logprobs"`` (temperature applied) when
-top_p = 1. vLLM reports nothing equivalent when both T ≠ 1 and top_p < 1: there the log-probs are
-those of the distribution actually sampled from, renormalised over the top-p nucleus (each is ≥ the
-untruncated one), and the sampler logs a warning. Greedy decoding reports untempered log-probs.
+**Log-probs** (``Completion.logprobs``) are those of the distribution the engine sampled from, with
+``logprobs_mode="processed_logprobs"``: logits / T with top-k, top-p and min-p applied — the behaviour
+policy, which the trainer recomputes with the same processing (``rollout/mismatch_*``) and the mismatch
+correction (``model.loss.correction``, on by default with this sampler) corrects for. Greedy decoding
+reports the untempered policy's.
+
+**LoRA.** A policy with adapters is synced as merged weights W + ΔW, computed out of place
+(:func:`gvmlit.lora.merged_state_dict`): the engine serves a plain model, the trainer's base weights are
+never touched.
 
 The engine is built from the policy's directory when it has one, otherwise from its config written to
 a temporary directory; its weights always come from the sync (``load_format="dummy"``).
@@ -56,6 +58,7 @@ import torch
 
 from gvmlit.errors import GvmlitError
 from gvmlit.sampling.base import Completion, Sampler
+from gvmlit.seeding import RunSeeded
 
 log = logging.getLogger("gvmlit")
 
@@ -94,13 +97,12 @@ def launcher_environment(rank: int, size: int) -> dict[str, str]:
     return missing
 
 
-class VLLMSampler(Sampler):
+class VLLMSampler(RunSeeded, Sampler):
     """vLLM generation with weight sync from the training policy.
 
     Args:
-        temperature, top_p, max_new_tokens: sampling settings (as HFSampler). Log-probs are at the
-            sampling temperature before top-p truncation, except with both temperature ≠ 1 and
-            top_p < 1 (then after top-p renormalisation; see the module docstring).
+        temperature, top_p, max_new_tokens, top_k, min_p: sampling settings (as HFSampler); log-probs
+            are those of the processed distribution sampled from.
         gpu_memory_utilization: share of device memory vLLM may take while awake (on the CPU build:
             share of host memory, unless ``kv_cache_gib`` is given).
         tensor_parallel_size: devices per engine (1 when colocated with FSDP2 training, one engine per rank).
@@ -110,27 +112,31 @@ class VLLMSampler(Sampler):
         enforce_eager: disable CUDA graphs / compilation (less memory and start-up time, slower decoding).
         kv_cache_gib: KV-cache size in GiB (None = what ``gpu_memory_utilization`` leaves). On CPU set
             it: vLLM otherwise reserves ``gpu_memory_utilization`` of the host's memory.
-        seed: engine seed (each rank adds its rank).
+        seed: engine seed (None: derived from the run seed, gvmlit.seeding; each rank adds its rank).
         progress: show vLLM's progress bar while generating.
     """
 
     accepts_sharded_policy = True
+    exact_logprobs = False  # its own kernels and precision: the trainer's log-probs differ
+    seed_name = "sampler"
 
     def __init__(
         self,
         temperature: float = 1.0,
         top_p: float = 1.0,
         max_new_tokens: int = 1024,
+        top_k: int = 0,
+        min_p: float = 0.0,
         gpu_memory_utilization: float = 0.4,
         tensor_parallel_size: int = 1,
         dtype: str = "bfloat16",
         sleep_between_rollouts: bool = True,
         enforce_eager: bool = False,
         kv_cache_gib: float | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         progress: bool = True,
     ) -> None:
-        super().__init__(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+        super().__init__(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, top_k=top_k, min_p=min_p)
         if kv_cache_gib is not None and kv_cache_gib <= 0:
             raise ValueError("kv_cache_gib must be > 0 (or None)")
         self.gpu_memory_utilization = gpu_memory_utilization
@@ -146,10 +152,8 @@ class VLLMSampler(Sampler):
         self._asleep = False
         self._model_dir: tempfile.TemporaryDirectory | None = None
 
-    @property
-    def logprobs_mode(self) -> str:
-        """vLLM's ``logprobs_mode`` giving log softmax(logits / T) before top-p (see the module docstring)."""
-        return "raw_logprobs" if self.temperature == 1.0 else "processed_logprobs"
+    #: vLLM's ``logprobs_mode``: log-probs of the processed distribution sampled from
+    logprobs_mode = "processed_logprobs"
 
     def _build_engine(self, policy):
         vllm = _import_vllm()
@@ -182,14 +186,6 @@ class VLLMSampler(Sampler):
                 "rollouts (set sleep_between_rollouts: false to silence this)",
                 current_platform.device_type,
             )
-        if self.temperature != 1.0 and self.top_p < 1.0:
-            log.warning(
-                "VLLMSampler: with temperature %s and top_p %s vLLM reports log-probs after top-p "
-                "renormalisation, not log softmax(logits / T); rollout/sampler_trainer_logprob_diff includes the "
-                "difference",
-                self.temperature,
-                self.top_p,
-            )
         if self.kv_cache_gib is not None:
             extra["kv_cache_memory_bytes"] = int(self.kv_cache_gib * (1 << 30))
         engine_fields = {f.name for f in dataclasses.fields(vllm.EngineArgs)}
@@ -208,7 +204,7 @@ class VLLMSampler(Sampler):
                 enable_sleep_mode=self._sleeps,
                 enforce_eager=self.enforce_eager,
                 max_model_len=getattr(policy.config, "max_position_embeddings", None),
-                seed=self.seed + rank,
+                seed=self.resolved_seed + rank,
                 logprobs_mode=self.logprobs_mode,
                 **extra,
             )
@@ -243,10 +239,10 @@ class VLLMSampler(Sampler):
         previous weights."""
         from torch.distributed.tensor import DTensor
 
-        weights = [
-            (name, tensor.full_tensor() if isinstance(tensor, DTensor) else tensor)
-            for name, tensor in policy.state_dict().items()
-        ]
+        from gvmlit.lora import is_peft, merged_state_dict
+
+        state = merged_state_dict(policy) if is_peft(policy) else policy.state_dict()
+        weights = [(name, tensor.full_tensor() if isinstance(tensor, DTensor) else tensor) for name, tensor in state.items()]
         self._llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
         if not self._llm.reset_prefix_cache():
             raise RuntimeError("VLLMSampler: vLLM did not reset its prefix cache after a weight sync")
@@ -261,6 +257,8 @@ class VLLMSampler(Sampler):
                 n=n,
                 temperature=0.0 if greedy else self.temperature,
                 top_p=1.0 if greedy else self.top_p,
+                top_k=0 if greedy or self.top_k <= 0 else self.top_k,
+                min_p=0.0 if greedy else self.min_p,
                 max_tokens=self.max_new_tokens,
                 logprobs=0,  # the sampled token's log-prob
                 stop_token_ids=[eos] if eos is not None else None,

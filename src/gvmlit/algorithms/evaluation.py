@@ -1,0 +1,69 @@
+"""Held-out evaluation: greedy and sampled answers of each rank's own problems, metrics synced across ranks.
+
+Evaluation is sharded by problem: the data module gives every rank a contiguous share of the held-out
+problems (the last ranks may have fewer, none repeated), each rank generates and verifies its own with
+the collector's ``across_ranks=False``, and the :class:`~gvmlit.metrics.BenchmarkMetrics` — torchmetrics
+``Metric`` objects — sum the ranks' counts when computed. The collectives of an evaluation happen once at
+its start (the policy replica, an engine's weight sync) and once at its end (the metrics), never per
+batch, so ranks with different numbers of batches cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from gvmlit.algorithms.settings import EvaluationSettings
+from gvmlit.collector import RolloutCollector
+from gvmlit.metrics import BenchmarkMetrics
+from gvmlit.records import Prompt
+from gvmlit.sampling import Sampler
+
+
+@dataclass
+class Evaluation:
+    """One evaluation of the policy: per-benchmark metrics at ``step``, after ``samples`` generated
+    training samples (pilots included)."""
+
+    stage: Literal["val", "test"]
+    step: int
+    samples: int
+    table: dict[str, dict[str, float]]
+    average: Literal["macro", "micro"]
+
+    @property
+    def summary(self) -> dict[str, float]:
+        """The headline metrics: the average row with several benchmarks, else the only one."""
+        return {k: v for k, v in self.table.get("average", next(iter(self.table.values()))).items() if k != "problems"}
+
+
+class Evaluator:
+    """Scores held-out problems batch by batch and turns them into an :class:`Evaluation`.
+
+    Args:
+        settings: samples per problem, the k of pass@k / maj@k, the benchmark average.
+    """
+
+    def __init__(self, settings: EvaluationSettings) -> None:
+        self.settings = settings
+        self.metrics: BenchmarkMetrics | None = None
+
+    def start(self, benchmarks: list[str], device=None) -> None:
+        self.metrics = BenchmarkMetrics(benchmarks, self.settings.samples, self.settings.pass_ks, self.settings.benchmark_average, device)
+
+    def score(self, collector: RolloutCollector, policy, prompts: list[Prompt], sampler: Sampler) -> None:
+        """Greedy and sampled correctness of ``prompts`` (this rank's), into the metrics."""
+        greedy = collector.collect(policy, prompts, [1] * len(prompts), "eval", greedy=True, sampler=sampler, across_ranks=False)
+        sampled = answers = None
+        if self.settings.samples > 0:
+            groups = collector.collect(policy, prompts, [self.settings.samples] * len(prompts), "eval", sampler=sampler, across_ranks=False)
+            sampled = np.array([[c.outcome == "correct" for c in g] for g in groups], dtype=np.float64)
+            answers = [[collector.verifier.extract(c.text) for c in g] for g in groups]
+        benchmarks = [p.record.meta.get("benchmark", "val") for p in prompts]
+        self.metrics.update(benchmarks, np.array([g[0].outcome == "correct" for g in greedy], dtype=np.float64), sampled, answers)
+
+    def finish(self, stage: Literal["val", "test"], step: int, samples: int) -> Evaluation:
+        """The evaluation (a collective under several processes: every rank calls it)."""
+        return Evaluation(stage, step, samples, self.metrics.table(), self.settings.benchmark_average)
