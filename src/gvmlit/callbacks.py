@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -78,6 +79,12 @@ class RolloutLogger(Callback):
                 logger.log_metrics({f"{k}_vs_samples": v for k, v in metrics.items()}, step=evaluation.samples)
         if trainer.state.fn in ("validate", "test") and trainer.is_global_zero:
             print(f"\n{format_table(evaluation.table)}\n", flush=True)
+            log_dir = trainer.logger.log_dir if trainer.logger is not None else None
+            if log_dir:  # per-problem outcomes, for analyses that need more than the averages
+                path = Path(log_dir) / f"{stage}_outcomes.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps({"step": evaluation.step, "samples": evaluation.samples, "outcomes": evaluation.outcomes}))
+                log.info("per-problem %s outcomes: %s", stage, path)
 
 
 class GradientSpread(Callback):

@@ -10,7 +10,7 @@ batch, so ranks with different numbers of batches cannot deadlock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -32,6 +32,7 @@ class Evaluation:
     samples: int
     table: dict[str, dict[str, float]]
     average: Literal["macro", "micro"]
+    outcomes: list[dict] = field(default_factory=list)  # per problem: id, benchmark, correct (of k), k, greedy_correct
 
     @property
     def summary(self) -> dict[str, float]:
@@ -49,9 +50,11 @@ class Evaluator:
     def __init__(self, settings: EvaluationSettings) -> None:
         self.settings = settings
         self.metrics: BenchmarkMetrics | None = None
+        self.outcomes: list[dict] = []
 
     def start(self, benchmarks: list[str], device=None) -> None:
         self.metrics = BenchmarkMetrics(benchmarks, self.settings.samples, self.settings.pass_ks, self.settings.benchmark_average, device)
+        self.outcomes = []
 
     def score(self, collector: RolloutCollector, policy, prompts: list[Prompt], sampler: Sampler) -> None:
         """Greedy and sampled correctness of ``prompts`` (this rank's), into the metrics."""
@@ -62,8 +65,16 @@ class Evaluator:
             sampled = np.array([[c.outcome == "correct" for c in g] for g in groups], dtype=np.float64)
             answers = [[collector.verifier.extract(c.text) for c in g] for g in groups]
         benchmarks = [p.record.meta.get("benchmark", "val") for p in prompts]
-        self.metrics.update(benchmarks, np.array([g[0].outcome == "correct" for g in greedy], dtype=np.float64), sampled, answers)
+        greedy_correct = np.array([g[0].outcome == "correct" for g in greedy], dtype=np.float64)
+        self.metrics.update(benchmarks, greedy_correct, sampled, answers)
+        for i, prompt in enumerate(prompts):  # per problem, so that anyone can re-analyse a run without rerunning it
+            k = self.settings.samples
+            correct = int(sampled[i].sum()) if sampled is not None else 0
+            self.outcomes.append({"id": prompt.record.uid, "benchmark": benchmarks[i], "correct": correct, "k": k, "greedy_correct": bool(greedy_correct[i])})
 
     def finish(self, stage: Literal["val", "test"], step: int, samples: int) -> Evaluation:
         """The evaluation (a collective under several processes: every rank calls it)."""
-        return Evaluation(stage, step, samples, self.metrics.table(), self.settings.benchmark_average)
+        from gvmlit.parallel import all_gather_objects
+
+        outcomes = [o for part in all_gather_objects(self.outcomes) for o in part]
+        return Evaluation(stage, step, samples, self.metrics.table(), self.settings.benchmark_average, outcomes)

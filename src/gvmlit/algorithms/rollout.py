@@ -181,6 +181,13 @@ class RolloutAlgorithm(PolicyModule):
         self.epoch_result = self.collect_epoch(epoch)
         return self.epoch_result.rollouts
 
+    def on_train_epoch_end(self) -> None:
+        """A run with a budget in samples (``rollout.max_samples``) ends with the epoch that reaches it."""
+        limit = self.rollout.max_samples
+        if limit is not None and self.budget.training_samples >= limit and not self.trainer.should_stop:
+            log.info("%d training samples generated (rollout.max_samples=%d): stopping after this epoch", self.budget.training_samples, limit)
+            self.trainer.should_stop = True
+
     def collect_epoch(self, epoch: int) -> EpochRollouts:
         """One EM iteration's E-step: rounds of allocate → collect → weigh → π_old (module docstring)."""
         started, before = time.perf_counter(), self.budget.state_dict()

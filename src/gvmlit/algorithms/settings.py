@@ -63,6 +63,9 @@ class RolloutSettings:
             timeouts or errors (training on them would train on zero rewards).
         grad_norm_batch_size: sequences per batched gradient-norm pass (allocators that ask for G_i).
         logprob_batch_size: sequences per forward pass when recomputing π_old.
+        max_samples: a run's budget in generated training samples (pilots, refills, dropped groups
+            included): training stops at the end of the epoch that reaches it (None: ``trainer.max_epochs``
+            alone decides), so that runs of different allocators compare at equal spend.
     """
 
     samples_per_prompt: PositiveInt = 8
@@ -72,6 +75,7 @@ class RolloutSettings:
     max_fault_fraction: float = 0.5
     grad_norm_batch_size: PositiveInt = 64
     logprob_batch_size: PositiveInt = 64
+    max_samples: PositiveInt | None = None
 
 
 @dataclass(frozen=True)

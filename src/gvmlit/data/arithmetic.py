@@ -57,6 +57,7 @@ class ArithmeticTask(GeneratedTask):
         eval_seed: seed of the held-out problems (they never move with the run seed).
         level_weights: relative share of training problems at each level (None: equal shares).
         repeats: how many times each training problem appears in the pool (distinct uids).
+        num_test: problems of a ``test`` split of its own (0: ``test`` is the validation split).
     """
 
     name = "arith"
@@ -70,11 +71,12 @@ class ArithmeticTask(GeneratedTask):
         eval_seed: int = 0,
         level_weights: list[float] | None = None,
         repeats: int = 1,
+        num_test: int = 0,
     ) -> None:
         self.levels = [tuple(level) for level in (levels or DEFAULT_LEVELS)]
         super().__init__(
             num_train=num_train, num_val=num_val, num_levels=len(self.levels), seed=seed, eval_seed=eval_seed,
-            level_weights=level_weights, repeats=repeats,
+            level_weights=level_weights, repeats=repeats, num_test=num_test,
         )  # fmt: skip
 
     def make(self, rng: random.Random, level: int) -> tuple[str, str, str]:

@@ -6,7 +6,9 @@ over the levels (evenly, or by ``level_weights``), train and validation splits f
 never share a problem, and records carrying ``meta["level"]`` and ``meta["solution"]`` (the
 demonstration SFT trains on). docs/extending.md builds a new task this way.
 
-Seeds: the held-out problems (``val`` and ``test``) come from ``eval_seed`` and never move with the run;
+Seeds: the held-out problems come from ``eval_seed`` and never move with the run — ``val`` (watched
+during training) and, with ``num_test`` > 0, a ``test`` split of its own, disjoint from both others (else
+``test`` is the validation split);
 the training pool comes from ``seed``, by default derived from the run seed (gvmlit.seeding), so each
 run seed trains on its own pool. ``repeats`` > 1 lists each training problem that many times under
 distinct uids (a pool whose prompts come back within an epoch, each with its own statistics).
@@ -40,6 +42,7 @@ class GeneratedTask(RunSeeded, PromptSource):
         level_weights: relative share of training problems at each level (None: equal shares);
             held-out problems stay evenly spread so that every level is measured.
         repeats: how many times each training problem appears in the pool (distinct uids).
+        num_test: problems of a ``test`` split of its own (0: ``test`` is the validation split).
     """
 
     name: str = ""
@@ -54,13 +57,14 @@ class GeneratedTask(RunSeeded, PromptSource):
         eval_seed: int = 0,
         level_weights: list[float] | None = None,
         repeats: int = 1,
+        num_test: int = 0,
     ) -> None:
-        if num_train < 0 or num_val < 0 or num_levels < 1 or repeats < 1:
+        if num_train < 0 or num_val < 0 or num_test < 0 or num_levels < 1 or repeats < 1:
             raise GvmlitError(f"{type(self).__name__} needs num_train ≥ 0, num_val ≥ 0, num_levels ≥ 1 and repeats ≥ 1")
         if level_weights is not None and (len(level_weights) != num_levels or min(level_weights) < 0 or sum(level_weights) <= 0):
             raise GvmlitError(f"{type(self).__name__}.level_weights needs {num_levels} non-negative weights, not all 0; got {level_weights}")
         self.num_train, self.num_val, self.num_levels, self.seed, self.eval_seed = num_train, num_val, num_levels, seed, eval_seed
-        self.level_weights, self.repeats = level_weights, repeats
+        self.level_weights, self.repeats, self.num_test = level_weights, repeats, num_test
         self._splits: dict[str, list[PromptRecord]] | None = None
         self._pool_seed: int | None = None
 
@@ -79,14 +83,16 @@ class GeneratedTask(RunSeeded, PromptSource):
         if self._splits is None:
             self._pool_seed = self.resolved_seed
             val = self._generate(self.num_val, "val", self.eval_seed, exclude=set(), weights=None)
-            train = self._generate(self.num_train, "train", self._pool_seed, {r.problem for r in val}, self.level_weights)
+            test = self._generate(self.num_test, "test", self.eval_seed, {r.problem for r in val}, weights=None)
+            held_out = {r.problem for r in val + test}
+            train = self._generate(self.num_train, "train", self._pool_seed, held_out, self.level_weights)
             if self.repeats > 1:
                 train = [
                     PromptRecord(f"{r.uid}-r{k}", r.problem, r.answer, {**r.meta, "repeat": k})
                     for r in train for k in range(self.repeats)
                 ]  # fmt: skip
-            self._splits = {"val": val, "train": train}
-        return self._splits["val" if split == "test" else split]  # the held-out split serves both
+            self._splits = {"val": val, "test": test or val, "train": train}  # without a test split of its own, val serves both
+        return self._splits[split]
 
     def _generate(self, count: int, split: str, seed: int, exclude: set[str], weights: list[float] | None) -> list[PromptRecord]:
         """``count`` distinct problems over the levels — in turn, or each next one from the level furthest

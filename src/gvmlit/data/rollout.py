@@ -54,6 +54,7 @@ class RolloutDataModule(RunSeeded, LightningDataModule):
         overlong_prompts: prompts too long for the model with the sampler's ``max_new_tokens``:
             ``error`` or ``skip`` (a warning says how many were skipped).
         val_size: held-out problems evaluated each epoch (None = the whole validation split).
+        test_size: problems ``gvmlit test`` evaluates (None = the whole test split).
         val_batch_size: evaluation problems per batch.
         seed: seed of the prompt order and of the batch order (None: derived from the run seed).
     """
@@ -76,6 +77,7 @@ class RolloutDataModule(RunSeeded, LightningDataModule):
         val_size: PositiveInt | None = None,
         val_batch_size: PositiveInt = 64,
         seed: int | None = None,
+        test_size: PositiveInt | None = None,
     ) -> None:
         super().__init__()
         if "{problem}" not in prompt_template:
@@ -85,7 +87,7 @@ class RolloutDataModule(RunSeeded, LightningDataModule):
         self.prompts_per_epoch, self.batch_size, self.update_epochs = prompts_per_epoch, batch_size, update_epochs
         self.prompt_template, self.system_prompt = prompt_template, system_prompt
         self.overlong_prompts = overlong_prompts
-        self.val_size, self.val_batch_size, self.seed = val_size, val_batch_size, seed
+        self.val_size, self.test_size, self.val_batch_size, self.seed = val_size, test_size, val_batch_size, seed
         self.skipped_prompts = 0
         self._tokenizer, self._chat_template, self._max_prompt_tokens = None, False, 1 << 30
         self._buffer: EpochBuffer | None = None
@@ -181,9 +183,10 @@ class RolloutDataModule(RunSeeded, LightningDataModule):
         return self._batches.batch(batch) if isinstance(batch, BatchRef) else batch
 
     def evaluation_prompts(self, split: str) -> list[Prompt]:
-        """The held-out problems of ``split`` (``val`` or ``test``; the first ``val_size``), encoded; they never
-        move with the run seed."""
-        return [self.encode(r) for r in self.eval_source.records(split)[: self.val_size]]
+        """The held-out problems of ``split`` (``val`` or ``test``; the first ``val_size`` / ``test_size``), encoded;
+        they never move with the run seed."""
+        size = self.test_size if split == "test" else self.val_size
+        return [self.encode(r) for r in self.eval_source.records(split)[:size]]
 
     def benchmarks(self, split: str) -> list[str]:
         """The benchmark names of ``split``, in order of first appearance (``val`` when records name none)."""

@@ -7,7 +7,19 @@ Order of the checks:
    ``\\text{Ellipse}``, ``E`` vs ``E'``), a choice letter (gold ``C``, answer ``C. x = 42``), a decimal
    comma (``1,22`` vs ``1.22``).
 2. **math-verify** (sympy) on both sides: expressions compared symbolically, and sets, intervals,
-   tuples, matrices, equations, units and percentages as math-verify compares them.
+   tuples, matrices, equations and units as math-verify compares them;
+3. **numeric check**, when math-verify says no and both sides are expressions with the same variables
+   that sympy may fail to simplify (trigonometric, exponential, complex): equal values at a few random
+   points (``\\sqrt{2}\\cos(2t - \\pi/4)`` = ``\\cos 2t + \\sin 2t``); equations are equal when one
+   is a constant multiple of the other (``2 = x`` and ``x - 2 = 0``). A lone ``i`` is read as the
+   imaginary unit there (``4e^{2\\pi i/3}`` = ``-2 + 2\\sqrt{3} i``).
+
+**Percentages** (one policy, both ways): a percentage ``P\\%`` (however spelled, see
+:func:`~gvmlit.verifiers.normalize.percent_body`) equals another percentage when the numbers of
+percent are equal, and a plain value when that value is ``P`` (the benchmarks' keys write a percentage
+answer as its number: MATH-500 "express your answer as a percentage, but do not include the percent
+sign" → ``10``) or ``P/100`` (its value: ``62.5\\%`` = ``\\frac{5}{8}``). Without a percent sign on
+either side there is no percentage: ``0.1`` ≠ ``10``.
 
 Numbers are compared at the precision the answer gives, not at a fixed number of digits: a decimal
 equals an exact value (``\\frac{8}{3}``, ``\\sqrt{17}``) or a more precise decimal when it is that value
@@ -27,6 +39,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from gvmlit.records import Verdict
+from gvmlit.verifiers.normalize import percent_body
 
 #: decimals at which math-verify compares the decimals that were not snapped: exact for practical purposes
 EXACT_DECIMALS = 12
@@ -144,8 +157,40 @@ def as_text(answer: str) -> str | None:
     return text if len(text.replace("'", "")) == 1 else text.casefold()
 
 
+def _hundredth(body: str) -> str:
+    """A percentage's value, ``P/100``, written at the precision ``P`` states (``17.5`` → ``0.175``)."""
+    number = plain_rational(body)
+    if isinstance(number, Decimal):
+        return str(number.scaleb(-2))
+    if isinstance(number, Fraction):
+        return rf"\frac{{{number.numerator}}}{{{number.denominator * 100}}}"
+    return rf"\frac{{{body}}}{{100}}"
+
+
+def percent_readings(answer: str, gold: str) -> list[tuple[str, str]] | None:
+    """The (answer, gold) pairs to compare when a side is a percentage (module docstring), else None:
+    two percentages by their numbers of percent; one against a plain value as ``P`` and as ``P/100``."""
+    gold_body, answer_body = percent_body(gold), percent_body(answer)
+    if gold_body is None and answer_body is None:
+        return None
+    if gold_body is not None and answer_body is not None:
+        return [(answer_body, gold_body)]
+    if gold_body is not None:
+        return [(answer, gold_body), (answer, _hundredth(gold_body))]
+    return [(answer_body, gold), (_hundredth(answer_body), gold)]
+
+
 def quick_verdict(answer: str, gold: str, settings: EquivalenceSettings) -> Verdict | None:
     """The verdict when it needs no sympy (module docstring, step 1), else None."""
+    if not settings.gold_is_text and (readings := percent_readings(answer, gold)) is not None:
+        verdicts = [_quick(a, g, settings) for a, g in readings]
+        if CORRECT in verdicts:
+            return CORRECT
+        return WRONG if all(v == WRONG for v in verdicts) else None
+    return _quick(answer, gold, settings)
+
+
+def _quick(answer: str, gold: str, settings: EquivalenceSettings) -> Verdict | None:
     gold_text, answer_text = as_text(gold), as_text(answer)
     if settings.gold_is_text:
         same = (gold_text or re.sub(r"\s+", "", gold).casefold()) == (answer_text or re.sub(r"\s+", "", answer).casefold())
@@ -252,6 +297,97 @@ def _snap_both(gold_parsed: list, gold: str, pred_parsed: list, answer: str, min
     return [swap.get(id(g), g) for g in gold_parsed], [swap.get(id(p), p) for p in pred_parsed]
 
 
+# -- the numeric check -------------------------------------------------------------------------------
+
+#: random points at which two expressions are compared, and the agreement required there
+NUMERIC_POINTS = 3
+NUMERIC_TOLERANCE = 1e-12
+#: expressions larger than this (operations) are not evaluated: the check must stay cheap
+MAX_NUMERIC_OPS = 80
+_WORTH_EVALUATING = ("sin", "cos", "tan", "cot", "sec", "csc", "exp", "log", "I", "E", "pi", "atan", "asin", "acos")
+
+
+def _evaluable(expr) -> bool:
+    """Small enough to evaluate, with no power whose exponent could explode (``10^{10^{10}}``)."""
+    from sympy import Pow
+
+    if expr.count_ops() > MAX_NUMERIC_OPS:
+        return False
+    for power in expr.atoms(Pow):
+        exponent = power.exp
+        if exponent.has(Pow) or (exponent.is_number and abs(exponent.evalf(5)) > 64):
+            return False
+    return True
+
+
+def _imaginary_unit(expr):
+    """``expr`` with a lone symbol ``i`` read as the imaginary unit."""
+    from sympy import I
+
+    unit = {symbol: I for symbol in expr.free_symbols if symbol.name == "i"}  # any assumptions the parser gave it
+    return expr.xreplace(unit) if unit else expr
+
+
+def numerically_equal(gold_parsed: list, pred_parsed: list) -> bool:
+    """Step 3 of the module docstring: the first parsed expression of each side, compared by value at
+    ``NUMERIC_POINTS`` random points (equations: one a constant multiple of the other)."""
+    from sympy import Basic, Eq, Expr
+
+    gold = next((g for g in gold_parsed if isinstance(g, Basic)), None)
+    pred = next((p for p in pred_parsed if isinstance(p, Basic)), None)
+    if gold is None or pred is None:
+        return False
+    if isinstance(gold, Eq) and isinstance(pred, Eq):
+        if not all(isinstance(side, Expr) for side in (gold.lhs, gold.rhs, pred.lhs, pred.rhs)):
+            return False
+        gold, pred, ratio = gold.lhs - gold.rhs, pred.lhs - pred.rhs, True
+    elif isinstance(gold, Expr) and isinstance(pred, Expr) and not isinstance(gold, Eq) and not isinstance(pred, Eq):
+        ratio = False
+        if not any(name in str(gold) + str(pred) for name in _WORTH_EVALUATING) and "i" not in {s.name for s in gold.free_symbols | pred.free_symbols}:
+            return False  # math-verify already compared them symbolically; nothing a number would add
+    else:
+        return False
+    gold, pred = _imaginary_unit(gold), _imaginary_unit(pred)
+    symbols = sorted(gold.free_symbols | pred.free_symbols, key=str)
+    if gold.free_symbols != pred.free_symbols and not ratio or len(symbols) > 4:
+        return False
+    if not (_evaluable(gold) and _evaluable(pred)):
+        return False
+    return _agree(gold, pred, symbols, ratio)
+
+
+def _agree(gold, pred, symbols: list, ratio: bool) -> bool:
+    import random
+
+    rng = random.Random(0)
+    quotients = []
+    for _ in range(NUMERIC_POINTS):
+        point = {s: rng.uniform(0.3, 1.7) for s in symbols}
+        try:
+            a, b = complex(gold.evalf(20, subs=point)), complex(pred.evalf(20, subs=point))
+        except (TypeError, ValueError, ArithmeticError, AttributeError):
+            return False
+        if not all(map(_finite, (a, b))):
+            return False
+        if ratio:
+            if abs(b) < NUMERIC_TOLERANCE:
+                if abs(a) > NUMERIC_TOLERANCE:
+                    return False
+                continue
+            quotients.append(a / b)
+        elif abs(a - b) > NUMERIC_TOLERANCE * max(1.0, abs(a)):
+            return False
+    if ratio:
+        return bool(quotients) and abs(quotients[0]) > NUMERIC_TOLERANCE and all(
+            abs(q - quotients[0]) <= NUMERIC_TOLERANCE * max(1.0, abs(quotients[0])) for q in quotients
+        )
+    return True
+
+
+def _finite(value: complex) -> bool:
+    return value == value and abs(value) != float("inf")
+
+
 @lru_cache(maxsize=4096)
 def parse_latex(latex: str, timeout: int | None) -> tuple:
     """math-verify's parse of one answer written as LaTeX (empty when it does not parse). Cached: a
@@ -267,9 +403,20 @@ def judge(answer: str, gold: str, settings: EquivalenceSettings, timeout: int | 
     ``timeout`` is math-verify's own (signal-based, wall-clock) limit, for scoring in-process; worker
     processes pass None and rely on the pool's hard limit.
     """
+    quick = quick_verdict(answer, gold, settings)
+    if quick is not None:
+        return quick
+    if (readings := percent_readings(answer, gold)) is not None:
+        verdicts = [_judge(a, g, settings, timeout) for a, g in readings]
+        return CORRECT if CORRECT in verdicts else next((v for v in verdicts if v.outcome != "wrong"), WRONG)
+    return _judge(answer, gold, settings, timeout)
+
+
+def _judge(answer: str, gold: str, settings: EquivalenceSettings, timeout: int | None) -> Verdict:
+    """:func:`judge` without the percentage readings."""
     from math_verify import verify
 
-    quick = quick_verdict(answer, gold, settings)
+    quick = _quick(answer, gold, settings)
     if quick is not None:
         return quick
     gold_parsed = list(parse_latex(gold, timeout))
@@ -283,4 +430,6 @@ def judge(answer: str, gold: str, settings: EquivalenceSettings, timeout: int | 
     same = verify(
         gold_parsed, pred_parsed, float_rounding=EXACT_DECIMALS, allow_set_relation_comp=True, timeout_seconds=timeout
     )
+    if not same:
+        same = numerically_equal(gold_parsed, pred_parsed)
     return CORRECT if same else WRONG

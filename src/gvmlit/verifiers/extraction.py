@@ -9,7 +9,9 @@ Steps, in order:
    counts, and a ``<think>`` block that never closes has no answer.
 3. **Answer tags** (format ``answer_tag``): when the response has ``<answer>…</answer>`` (the R1-Zero
    prompt), only the last tag's content is searched; text outside it is ignored.
-4. **Candidates** of the marker formats, wherever they occur: ``boxed`` (``\\boxed{…}``, ``\\fbox{…}``),
+4. **Candidates** of the marker formats, wherever they occur: ``boxed`` (``\\boxed{…}``, ``\\fbox{…}``, and
+   the broken forms models write: ``boxed{…}`` without its backslash, ``\\box{…}``, a box never closed
+   whose content ends at the response's end or its math delimiter: ``$\\boxed{13$.``),
    ``hashes`` (``#### N``, GSM8K), ``answer_is`` ("the answer is …", "Answer: …", "答案是 …").
    ``choose="last"`` takes the candidate that comes last in the text (a final "The final answer is 12"
    after intermediate boxes wins); ``choose="format_order"`` takes the last candidate of the first
@@ -21,9 +23,13 @@ Steps, in order:
    1.414`` inside one box) is judged on the exact value.
 6. **Bare final line** (format ``final_line``), when no marker is found: in the last sentence of the
    last line, its last math segment, the sentence itself when it is a bare expression, or else the
-   value it states.
+   value it states (a short phrase after the verb when it states no value: "the function is even").
+   An expression in programming-language syntax (``2*sqrt(3)``, ``18 + 2*pi``) is one value, read whole;
+   with ``strict_code`` one that does not parse as an expression is kept whole (and rejected later),
+   never reduced to its last number.
 7. **Cleaning**: delimiters (``$``, ``\\(``), ``\\text{}`` wrappers, currency ``\\$``, a trailing period,
-   filler words ("the answer is *therefore* 8"), SymPy syntax (``x**2``) and number notation
+   filler words ("the answer is *therefore* 8"), percentages (one spelling, ``12.5\\%``), a reversed
+   equation (``5 = x`` → ``x = 5``), code syntax (``x**2``, ``6*r^2``) and number notation
    (:mod:`gvmlit.verifiers.normalize`).
 """
 
@@ -33,7 +39,15 @@ import re
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from gvmlit.verifiers.normalize import looks_like_python, normalize_math, normalize_unicode, python_to_latex
+from gvmlit.verifiers.normalize import (
+    code_span,
+    looks_like_code,
+    normalize_math,
+    normalize_numbers,
+    normalize_unicode,
+    percent_body,
+    python_to_latex,
+)
 
 AnswerFormat = Literal["answer_tag", "boxed", "hashes", "answer_is", "final_line"]
 ANSWER_FORMATS: tuple[str, ...] = get_args(AnswerFormat)
@@ -53,6 +67,8 @@ class ExtractionPolicy:
     join_boxed: bool = True
     prefer_exact: bool = True
     normalize_unicode: bool = True
+    #: an answer in code syntax that does not parse stays whole (to be rejected) instead of giving a number
+    strict_code: bool = True
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in ANSWER_FORMATS]
@@ -107,7 +123,12 @@ def answer_tag_content(text: str) -> str | None:
 
 # -- boxed ------------------------------------------------------------------------------------------
 
-_BOX = re.compile(r"\\(?:boxed|fbox)")
+#: ``\\boxed``, ``\\fbox``, and what models write instead: ``\\box{``, ``boxed{`` without its backslash
+_BOX = re.compile(r"\\(?:boxed|fbox|box(?=\s*\{))(?![A-Za-z])|(?<![\\A-Za-z])boxed(?=\s*\{)")
+#: where the content of a box that is never closed ends: the math delimiter, a blank line, the next box
+_UNCLOSED_END = re.compile(r"(?<!\\)\$|\\\]|\\\)|\n\s*\n|\\?boxed|\\fbox|\\box\b")
+#: longest content taken from a box that is never closed
+MAX_UNCLOSED_CHARS = 200
 _CONNECTOR = re.compile(r"(?:\s|[,;$.]|\\[,;! ]|\\q?quad|\\text\{[^{}]*\}|\band\b|\bor\b|\\\(|\\\)|\\\[|\\\])*")
 _APPROX = re.compile(r"\\approx|\\simeq|\\thickapprox|\bapproximately\b|\babout\b|\\sim(?![a-z])")
 
@@ -142,7 +163,27 @@ def boxed_spans(text: str) -> list[tuple[int, int, str]]:
         end = closing.get(brace)
         if end is not None:
             spans.append((match.start(), end + 1, text[brace + 1 : end]))
+        elif (unclosed := _unclosed_content(text, brace + 1)) is not None:
+            spans.append((match.start(), brace + 1 + len(unclosed), unclosed))
     return spans
+
+
+def _unclosed_content(text: str, start: int) -> str | None:
+    """The content of a box whose brace never closes (a truncated or malformed response): up to the
+    math delimiter, a blank line or the next box, when it is short and its own braces balance."""
+    end = _UNCLOSED_END.search(text, start, start + MAX_UNCLOSED_CHARS + 1)
+    content = text[start : end.start() if end else start + MAX_UNCLOSED_CHARS + 1]
+    if end is None and len(text) - start > MAX_UNCLOSED_CHARS:
+        return None
+    content = content.rstrip().rstrip(".,;")
+    depth = 0
+    for char in content:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth < 0:
+            return None
+    if depth != 0 or not content.strip() or _is_prose(content):
+        return None
+    return content
 
 
 def boxed_candidates(text: str, join: bool = True, prefer_exact: bool = True) -> list[Candidate]:
@@ -233,29 +274,75 @@ def _is_prose(text: str) -> bool:
     return len(_WORD.findall(bare)) >= 2 or bool(_NON_ASCII_LETTER.search(bare))
 
 
-def _values(text: str) -> list[str]:
-    """The math segments and values of a piece of prose, in order."""
+#: where an expression in code syntax may start: a number, a parenthesis, a function or constant name
+_CODE_START = re.compile(r"(?<![\w.\\])(?:\(|\d|\.\d|(?:np\.|math\.)?(?:sqrt|cbrt|exp|log|ln|sin|cos|tan|pi|abs|Abs)\b|[A-Za-z](?=\s*(?:\*|\^)))")
+
+
+#: values joined by code operators, whatever the values are ("2*sqrt3", "3x**2y"); an operator spaced on
+#: one side only is markdown emphasis ("is *42*"), not code
+_CODE_RUN = re.compile(r"(?<![\w.\\])[\w.]*\w(?:(?:\s+(?:\*\*|\*|\^)\s+|(?:\*\*|\*|\^))[\w(][\w.()]*)+")
+
+
+def _code_values(text: str, strict: bool) -> list[tuple[int, int, str]]:
+    """(start, end, text) of the expressions in code syntax in a piece of prose. An expression that does
+    not translate is kept only with ``strict`` (it is then rejected whole, not read as a number)."""
+    if "*" not in text and "(" not in text and "^" not in text and "pi" not in text:
+        return []
+    found, position = [], 0
+    while (match := _CODE_START.search(text, position)) is not None:
+        start = match.start()
+        if start > 0 and text[start - 1] == "-" and (start < 2 or not text[start - 2].isalnum()):
+            start -= 1
+        end = code_span(text, start)
+        if end is None:
+            position = match.end()
+            continue
+        expression = text[start:end].strip()
+        if strict or python_to_latex(normalize_numbers(expression)) is not None:
+            found.append((start, end, expression))
+        position = end
+    if strict:  # what is written as code but is no expression ("2*sqrt3") stays whole, never a number
+        for match in _CODE_RUN.finditer(text):
+            if not any(a <= match.start() < b for a, b, _ in found):
+                found.append((match.start(), match.end(), match.group()))
+    return found
+
+
+def _values(text: str, strict_code: bool = True) -> list[str]:
+    """The math segments and values of a piece of prose, in order; an expression in code syntax is one
+    value (``2*sqrt(3)``, not 2 and 3)."""
     found = []
     taken = []
     for match in _MATH_SEGMENT.finditer(text):
         found.append((match.start(), _segment_text(match)))
         taken.append((match.start(), match.end()))
+    for start, end, expression in _code_values(text, strict_code):
+        if not any(a <= start < b for a, b in taken):
+            found.append((start, expression))
+            taken.append((start, end))
     for match in _VALUE_TOKEN.finditer(text):
         if not any(a <= match.start() < b for a, b in taken):
             found.append((match.start(), match.group().strip()))
     return [value for _, value in sorted(found)]
 
 
-def _value_in_prose(text: str, last: bool) -> str | None:
+#: a short phrase that a sentence states after its verb when it states no value ("… is even", "is no solution")
+_PHRASE = re.compile(r"^\s*(?:an?\s+|the\s+)?((?:[A-Za-z][A-Za-z'-]*)(?:\s+[A-Za-z][A-Za-z'-]*){0,2})\s*[.!]?\s*$")
+
+
+def _value_in_prose(text: str, last: bool, strict_code: bool = True, phrase: bool = False) -> str | None:
     """The value a sentence states: the first one after its last copula ("the volume of $V$ is 120"),
-    else its first (or, with ``last``, its last) value."""
+    else its first (or, with ``last``, its last) value; with ``phrase``, a sentence without a value
+    states the short phrase after its last copula ("the function is even")."""
     parts = _COPULA.split(text)
-    if len(parts) > 1 and (after := _values(parts[-1])):
+    if len(parts) > 1 and (after := _values(parts[-1], strict_code)):
         return after[0]
-    values = _values(text)
-    if not values:
-        return None
-    return values[-1] if last else values[0]
+    values = _values(text, strict_code)
+    if values:
+        return values[-1] if last else values[0]
+    if phrase and len(parts) > 1 and (match := _PHRASE.match(parts[-1])) is not None:
+        return match.group(1)
+    return None
 
 
 def hashes_candidates(text: str) -> list[Candidate]:
@@ -269,7 +356,7 @@ def hashes_candidates(text: str) -> list[Candidate]:
     return out
 
 
-def answer_is_candidates(text: str) -> list[Candidate]:
+def answer_is_candidates(text: str, strict_code: bool = True) -> list[Candidate]:
     """"The answer is …" answers: the value right after the phrase, up to the end of its sentence."""
     out = []
     for match in _ANSWER_IS.finditer(text):
@@ -288,7 +375,7 @@ def answer_is_candidates(text: str) -> list[Candidate]:
             continue
         strong = True
         if _is_prose(capture):
-            value = _value_in_prose(capture, last=False)
+            value = _value_in_prose(capture, last=False, strict_code=strict_code)
             if value is None:
                 strong = False
             else:
@@ -300,21 +387,26 @@ def answer_is_candidates(text: str) -> list[Candidate]:
 # -- the bare final line ----------------------------------------------------------------------------
 
 _BOILERPLATE = re.compile(r"\s*I hope (?:it|this) is correct\.?\s*$", re.IGNORECASE)
-_MARKDOWN = re.compile(r"^\s*(?:#+\s+|>\s*|[*+\-]\s+|\d+\.\s+)|\*\*")
+#: list and quote markers, headings, and bold ``**`` (not a power: ``2**3`` keeps its ``**``)
+_MARKDOWN = re.compile(r"^\s*(?:#+\s+|>\s*|[*+\-]\s+|\d+\.\s+)|(?<![\w)])\*\*|\*\*(?![\w(])")
 #: a sentence ends with . ! ? (not LaTeX's ``\!``), possibly inside the closing ``$`` of a formula
 _SENTENCES = re.compile(r"(?:(?<=[^\\\s][.!?])|(?<=[^\\\s][.!?]\$)|(?<=[^\\\s][.!?]\$\$))\s+(?=[A-Z\\$])")
 
 
+_CODE_CALL = re.compile(r"\b(?:sqrt|cbrt|exp|log10|log|sinh|cosh|tanh|arcsin|arccos|arctan|asin|acos|atan|floor|ceil|ceiling|factorial|binomial|Rational|root)\s*\(")
+
+
 def bare_expression(text: str) -> bool:
-    """A short text that is only a math expression (no prose), e.g. ``\\frac34i`` or ``x^2 + 2*x + 1``."""
+    """A short text that is only a math expression (no prose), e.g. ``\\frac34i``, ``x^2 + 2*x + 1`` or
+    ``2*sqrt(3)`` (a function call in code is not a word)."""
     text = text.strip()
     if not 0 < len(text) <= 120 or "\n" in text or _is_prose(text):
         return False
     bare = re.sub(r"\\(?:begin|end)\{[a-z*]+\}|\\[A-Za-z]+|\\text\{[^{}]*\}", " ", text)
-    return not re.search(r"[A-Za-z]{4,}", bare)
+    return not re.search(r"[A-Za-z]{4,}", _CODE_CALL.sub("(", bare))
 
 
-def final_line_answer(text: str) -> str | None:
+def final_line_answer(text: str, strict_code: bool = True) -> str | None:
     """The answer stated at the end of a response that has no answer marker (step 6): the last sentence
     of the last line; its last math segment, the sentence itself when it is a bare expression, or its
     last value."""
@@ -336,7 +428,7 @@ def final_line_answer(text: str) -> str | None:
     sentence = _MARKDOWN.sub("", sentence).strip()
     if bare_expression(sentence):
         return sentence
-    return _value_in_prose(sentence, last=True)
+    return _value_in_prose(sentence, last=True, strict_code=strict_code, phrase=True)
 
 
 # -- cleaning ---------------------------------------------------------------------------------------
@@ -385,9 +477,29 @@ def _exact_part(answer: str, prefer_exact: bool) -> str:
     return first if re.search(r"[\d\\]", first) else parts[-1]
 
 
+#: ``5 = x`` or ``2x + 3 = y``: a value, then the variable it is the value of
+_REVERSED_EQUATION = re.compile(r"^([^=<>]*?\S)\s*=\s*([A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?)$")
+
+
+def _percent(answer: str, prefer_exact: bool, python_syntax: bool) -> str | None:
+    """``12.5\\%`` for a percentage however it is spelled (``12.5 per cent``, ``4 4/9 pct``), else None."""
+    body = percent_body(answer)
+    if body is None:
+        return None
+    body = clean_answer(body, prefer_exact, python_syntax)
+    return f"{body}\\%" if body else None
+
+
+def _code_to_latex(answer: str) -> str | None:
+    """LaTeX for an answer in code syntax, an equation (``x = (1 + sqrt(5))/2``) side by side; None when
+    a side is no expression."""
+    sides = [python_to_latex(normalize_numbers(side)) for side in answer.split("=")]
+    return None if None in sides else " = ".join(sides)
+
+
 def clean_answer(answer: str, prefer_exact: bool = True, python_syntax: bool = True) -> str:
     """The canonical text of an extracted answer (step 7 of the module docstring); may be empty.
-    ``python_syntax``: translate an answer in SymPy/Python syntax (``x**2``) to LaTeX."""
+    ``python_syntax``: translate an answer in programming-language syntax (``x**2``, ``6*r^2``) to LaTeX."""
     answer = answer.replace("\\$", "").strip()
     answer = _unwrap(answer)
     answer = answer.replace("$", "")
@@ -399,12 +511,16 @@ def clean_answer(answer: str, prefer_exact: bool = True, python_syntax: bool = T
     answer = re.sub(r"\s+", " ", answer)
     if answer.lower() in _NAMED_VALUES:
         return _NAMED_VALUES[answer.lower()]
+    if (percentage := _percent(answer, prefer_exact, python_syntax)) is not None:
+        return percentage
     if (m := _NUMBER_WITH_UNIT.match(answer)) is not None and not _MATH_WORDS & set(m.group(2).lower().split()):
         answer = m.group(1)
     if (m := _MIXED_NUMBER.match(answer)) is not None:
         answer = rf"{m.group(1)}\frac{{{m.group(2)}}}{{{m.group(3)}}}"
-    if python_syntax and looks_like_python(answer):
-        answer = python_to_latex(answer) or answer
+    if python_syntax and looks_like_code(answer):
+        answer = _code_to_latex(answer) or answer
+    if "=" in answer and (m := _REVERSED_EQUATION.match(answer)) is not None and not re.fullmatch(r"[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?", m.group(1).strip()):
+        answer = f"{m.group(2)} = {m.group(1).strip()}"
     answer = _FONT_LETTER.sub(r"\1", answer)
     answer = _LIST_WORD.sub(", ", answer)
     return normalize_math(answer).strip()
@@ -421,7 +537,7 @@ def _candidates(region: str, policy: ExtractionPolicy) -> list[Candidate]:
         elif answer_format == "hashes":
             found += hashes_candidates(region)
         elif answer_format == "answer_is":
-            found += answer_is_candidates(region)
+            found += answer_is_candidates(region, policy.strict_code)
     return found
 
 
@@ -437,32 +553,58 @@ def _choose(found: list[Candidate], policy: ExtractionPolicy) -> Candidate | Non
     return max(strong, key=lambda c: c.start)
 
 
-def raw_answer(text: str, policy: ExtractionPolicy) -> str | None:
-    """The final answer as written (before cleaning), or None when the response states none."""
+@dataclass(frozen=True)
+class Extracted:
+    """What a response states: its answer as written (None: none), the format that marked it
+    (``boxed``, ``hashes``, ``answer_is``, ``answer_tag``, or ``final_line`` for an unmarked one) and the
+    region it was searched in (the response proper, or the answer tag's content)."""
+
+    raw: str | None
+    format: str | None
+    region: str
+
+    @property
+    def marked(self) -> bool:
+        return self.format not in (None, "final_line")
+
+
+def extract(text: str, policy: ExtractionPolicy) -> Extracted:
+    """The final answer as written (before cleaning), with where it was found."""
     if policy.normalize_unicode:
         text = normalize_unicode(text)
     body = strip_reasoning(text)
     if body is None:
-        return None
+        return Extracted(None, None, "")
     region, tagged = body, False
     if "answer_tag" in policy.formats and (content := answer_tag_content(body)) is not None:
         region, tagged = content, True
     chosen = _choose(_candidates(region, policy), policy)
     if chosen is not None:
-        return chosen.text
+        return Extracted(chosen.text, chosen.format if chosen.strong else "final_line", region)
     if tagged:  # the tag's content is the answer, or its last line when it holds prose
-        return region if bare_expression(region) or not _is_prose(region) else final_line_answer(region)
+        if bare_expression(region) or not _is_prose(region):
+            return Extracted(region, "answer_tag", region)
+        return Extracted(final_line_answer(region, policy.strict_code), "final_line", region)
     if "final_line" in policy.formats:
-        return final_line_answer(region)
-    return None
+        return Extracted(final_line_answer(region, policy.strict_code), "final_line", region)
+    return Extracted(None, None, region)
 
 
-def extract_answer(text: str, policy: ExtractionPolicy | None = None) -> str | None:
-    """The final answer stated in a response (cleaned), or None when it states none."""
-    policy = policy or ExtractionPolicy()
-    raw = raw_answer(text, policy)
+def raw_answer(text: str, policy: ExtractionPolicy) -> str | None:
+    """The final answer as written (before cleaning), or None when the response states none."""
+    return extract(text, policy).raw
+
+
+def finish(raw: str | None, policy: ExtractionPolicy) -> str | None:
+    """The cleaned answer of :func:`extract`'s ``raw`` (None when empty)."""
     if raw is None:
         return None
     if len(raw) > MAX_ANSWER_CHARS:
         return raw.strip()[:MAX_ANSWER_CHARS] or None
     return clean_answer(raw, policy.prefer_exact) or None
+
+
+def extract_answer(text: str, policy: ExtractionPolicy | None = None) -> str | None:
+    """The final answer stated in a response (cleaned), or None when it states none."""
+    policy = policy or ExtractionPolicy()
+    return finish(raw_answer(text, policy), policy)

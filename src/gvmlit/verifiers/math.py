@@ -7,7 +7,10 @@ What is accepted and what is not, with examples: docs/verifier.md. The parts:
 - the gold, read per ``gold_format`` (:func:`prepare_gold`): LaTeX, SymPy/Python syntax, plain text,
   or detected (``auto``); a gold that is a whole solution gives its boxed or ``####`` answer;
 - :mod:`gvmlit.verifiers.equivalence` — lenient on form, strict on value (numbers at the precision the
-  answer states, expressions symbolically, sets, intervals, tuples, matrices, equations, text).
+  answer states, percentages, expressions symbolically and then numerically, sets, intervals, tuples,
+  matrices, equations, text);
+- :mod:`gvmlit.verifiers.choice` — a gold that names a multiple-choice option, against the option the
+  response chooses (its letter, or the option's text when the problem lists the options).
 
 Scoring runs in worker processes with a hard per-answer limit (:mod:`gvmlit.verifiers.pool`), and
 verdicts are cached per (answer, gold). Every outcome is one of ``correct``, ``wrong``, ``no_answer``
@@ -27,6 +30,7 @@ from typing import Any, Literal, get_args
 
 from gvmlit.records import PromptRecord, Verdict
 from gvmlit.verifiers.base import Verifier
+from gvmlit.verifiers.choice import choice_verdict
 from gvmlit.verifiers.equivalence import EquivalenceSettings, judge, quick_verdict
 from gvmlit.verifiers.extraction import (
     DEFAULT_FORMATS,
@@ -34,11 +38,13 @@ from gvmlit.verifiers.extraction import (
     Choice,
     ExtractionPolicy,
     clean_answer,
+    extract,
     extract_answer,
+    finish,
     last_boxed,
     strip_reasoning,
 )
-from gvmlit.verifiers.normalize import looks_like_python, normalize_unicode, python_to_latex
+from gvmlit.verifiers.normalize import looks_like_code, looks_like_python, normalize_unicode, python_to_latex
 
 GoldFormat = Literal["auto", "latex", "sympy", "text"]
 GOLD_FORMATS: tuple[str, ...] = get_args(GoldFormat)
@@ -96,6 +102,12 @@ class MathVerifier(Verifier):
         min_significant_digits: a decimal answer counts as a rounding of an exact value (``2.6667`` for
             ``\\frac{8}{3}``) only when correct to every digit it states and it states at least this many
             significant digits; otherwise decimals must be exactly equal.
+        strict_code: an answer in programming-language syntax (``2*sqrt(3)``, ``2**3``, ``20000/pi``; no
+            ``$``, no ``\\boxed``) is always read as the expression it is, never as its last number; with
+            ``True`` (the safe default) one that does not parse as an expression (``2*sqrt3``) is rejected
+            (``unparseable_answer``). ``False`` relaxes that: such an answer falls back to the value
+            its sentence states, as before, which also rewards a broken formula that ends in the right
+            number.
         cache_size: (answer, gold) verdicts kept in memory.
         progress: show a progress bar while scoring.
     """
@@ -113,6 +125,7 @@ class MathVerifier(Verifier):
         normalize_unicode: bool = True,
         gold_format: GoldFormat = "auto",
         min_significant_digits: int = 4,
+        strict_code: bool = True,
         cache_size: int = 100_000,
         progress: bool = True,
     ) -> None:
@@ -121,9 +134,10 @@ class MathVerifier(Verifier):
             raise ValueError(f"gold_format must be one of {', '.join(GOLD_FORMATS)}; got {gold_format!r}")
         if isinstance(min_significant_digits, bool) or not isinstance(min_significant_digits, int) or min_significant_digits < 1:
             raise ValueError(f"min_significant_digits must be an integer >= 1, got {min_significant_digits!r}")
-        self.policy = ExtractionPolicy(tuple(answer_formats), choose, join_boxed, prefer_exact, normalize_unicode)
+        self.policy = ExtractionPolicy(tuple(answer_formats), choose, join_boxed, prefer_exact, normalize_unicode, strict_code)
         self.gold_format = gold_format
         self.settings = EquivalenceSettings(min_significant_digits, gold_is_text=gold_format == "text")
+        self.strict_code = strict_code
         self.cache_size = cache_size
 
     def _init_transient(self) -> None:
@@ -138,12 +152,19 @@ class MathVerifier(Verifier):
         return None if answer is None else re.sub(r"\s+", "", answer)
 
     def plan(self, response: str, record: PromptRecord) -> Verdict | tuple[Hashable, Any]:
-        answer = extract_answer(response, self.policy)
+        found = extract(response, self.policy)
+        answer = finish(found.raw, self.policy)
+        if self.gold_format != "text":
+            choice = choice_verdict(found.region, answer, found.marked, str(record.answer), record.problem or "")
+            if choice is not None:
+                return choice
         if answer is None:
             return Verdict(0.0, "no_answer")
         gold = prepare_gold(str(record.answer), self.gold_format)
         if gold is None:
             return Verdict(0.0, "invalid_gold")
+        if self.strict_code and looks_like_code(answer):
+            return Verdict(0.0, "unparseable_answer")  # code syntax that is no expression: never a number
         quick = quick_verdict(answer, gold, self.settings)
         if quick is not None:
             return quick

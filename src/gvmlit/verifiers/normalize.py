@@ -6,7 +6,10 @@ so they must be cheap. Each rule fixes a class of notation that the LaTeX parser
 - :func:`normalize_unicode` — typographic characters models and datasets use (non-ASCII spaces, ``−``,
   ``×``, ``√``, ``π``, ``²``, ``½``, fullwidth digits) become ASCII / LaTeX;
 - :func:`python_to_latex` — SymPy/Python syntax (``x**6``, ``7*sin(pi*x/5)+1``) becomes LaTeX, so that
-  ``sin`` is not read as s·i·n nor ``**`` as a product;
+  ``sin`` is not read as s·i·n nor ``**`` as a product; :func:`code_span` finds such an expression inside
+  a sentence ("the area is 2*sqrt(3) square units"), so that it is read whole, never as its last number;
+- :func:`percent_body` — a percentage written as ``12.5%``, ``12.5\\%``, "12.5 percent", "per cent" or
+  "pct" becomes ``12.5\\%``, one spelling for the percentage policy of :mod:`gvmlit.verifiers.equivalence`;
 - :func:`normalize_math` — numbers written with separators (``1,234``, ``1\\,000``, ``56,\\!017``),
   e-notation (``6.5e-2``), base subscripts (``1010_2`` is 10; ``4343_0`` is no number at all),
   ``\\sqrt(2)``, escaped commands (``\\\\le``) and a parenthesised matrix.
@@ -67,6 +70,17 @@ def looks_like_python(text: str) -> bool:
     """Whether ``text`` is written in SymPy/Python syntax rather than LaTeX (safe to convert: no
     backslash, no ``$``, and a Python-only marker such as ``**``, ``sqrt(``, ``pi`` or ``np.``)."""
     return "\\" not in text and "$" not in text and "{" not in text and bool(_PYTHON_MARKERS.search(text))
+
+
+#: what a LaTeX answer never uses but code does: ``*``, ``^(``, or a Python-only marker
+_CODE_MARKERS = re.compile(rf"\*|\^\s*\(|{_PYTHON_MARKERS.pattern}")
+
+
+def looks_like_code(text: str) -> bool:
+    """Whether ``text`` is an answer in programming-language syntax: no backslash, ``$`` or brace, and
+    ``*``, ``**``, ``^(`` or a Python-only marker (``sqrt(``, ``pi``). Wider than
+    :func:`looks_like_python`: ``6*r^2 - 4*r - 24`` is code too."""
+    return "\\" not in text and "$" not in text and "{" not in text and bool(_CODE_MARKERS.search(text))
 
 
 _TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z_0-9]*(?:\.[A-Za-z_][A-Za-z_0-9]*)*)|(\*\*|[-+*/^(),\[\]!]))")
@@ -234,6 +248,76 @@ def python_to_latex(text: str) -> str | None:
     except ValueError:
         return None
     return ", ".join(parts)
+
+
+#: names an expression in code may use: functions, constants, one-letter variables
+_CODE_FUNCTIONS = {"sqrt", "cbrt", "exp", "log", "ln", "log10", "sin", "cos", "tan", "cot", "sec", "csc", "asin", "acos",
+                   "atan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "abs", "Abs", "floor", "ceil", "ceiling",
+                   "factorial", "binomial", "Rational", "root"}
+_CODE_CONSTANTS = {"pi", "oo", "inf"}
+_CODE_PIECE = re.compile(r"\s*(?:(\d+(?:\.\d+)?|\.\d+)|((?:np\.|math\.|sympy\.|sp\.)?[A-Za-z_][A-Za-z_0-9]*)|(\*\*|[-+*/^()]))")
+
+
+def code_span(text: str, start: int) -> int | None:
+    """End of the expression in programming-language syntax that starts at ``text[start]`` (``2*sqrt(3)``,
+    ``(1 + sqrt(5))/2``, ``18 + 2*pi``), or None when what starts there is not one: it must use code
+    (``*``, ``**``, ``^(``, a call such as ``sqrt(``, ``pi``) and its names must be functions, constants
+    or single letters, so that a sentence's words end it."""
+    position, depth, last_good, expect_operand, used_code, code_at_last_good = start, 0, None, True, False, False
+    while (match := _CODE_PIECE.match(text, position)) is not None:
+        number, name, op = match.groups()
+        if number or name:
+            bare = name.split(".")[-1] if name else None
+            if name and not (bare in _CODE_FUNCTIONS or bare in _CODE_CONSTANTS or len(name) == 1):
+                break
+            if not expect_operand and not (name and bare in _CODE_FUNCTIONS):
+                break  # "2 x" in prose is two words, not a product
+            used_code |= bool(name) and (bare in _CODE_CONSTANTS or "." in name)
+            if name and bare in _CODE_FUNCTIONS:
+                following = _CODE_PIECE.match(text, match.end())
+                if following is None or following.group(3) != "(":
+                    break
+                used_code = True
+                position, expect_operand = match.end(), True
+                continue
+            position, expect_operand = match.end(), False
+        elif op == "(":
+            depth += 1
+            position, expect_operand = match.end(), True
+        elif op == ")":
+            if depth == 0 or expect_operand:
+                break
+            depth -= 1
+            position = match.end()
+        else:
+            if expect_operand and op not in "-+":
+                break
+            used_code |= op in ("*", "**") or (op == "^" and text[match.end():].lstrip().startswith("("))
+            position, expect_operand = match.end(), True
+            continue
+        if depth == 0 and not expect_operand:
+            last_good, code_at_last_good = position, used_code
+    if last_good is None or not code_at_last_good:
+        return None
+    return last_good
+
+
+# -- percentages ------------------------------------------------------------------------------------
+
+_PERCENT_SUFFIX = re.compile(
+    r"^(.*?\S)\s*(?:\\?%|\\text\{\s*(?:\\?%|percent|per\s*cent)\s*\}|(?<![A-Za-z])percent(?:age)?|(?<![A-Za-z])per\s*cent|(?<![A-Za-z])pct)\.?$", re.IGNORECASE | re.DOTALL
+)
+
+
+def percent_body(text: str) -> str | None:
+    """The number of percent of an answer that is a percentage (``12.5%``, ``12.5\\%``, "12.5 percent",
+    "12.5 per cent", "12.5 pct", ``12.5\\text{ percent}``), else None."""
+    if "%" not in text and "pe" not in text.lower() and "pct" not in text.lower():
+        return None
+    match = _PERCENT_SUFFIX.match(text.strip())
+    if match is None or "%" in match.group(1):
+        return None
+    return match.group(1).strip()
 
 
 # -- numbers and LaTeX slips ------------------------------------------------------------------------
