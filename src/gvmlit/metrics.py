@@ -214,21 +214,21 @@ def outcome_metrics(groups: Sequence[Sequence[Completion]]) -> dict[str, float]:
     return {f"verifier/{outcome}": float(counts[outcome]) for outcome in OUTCOMES}
 
 
-def allocation_metrics(allocation, trained: Sequence[int], pilots: Sequence[int]) -> dict[str, float]:
+def allocation_metrics(allocation, trained: Sequence[int]) -> dict[str, float]:
     """How the allocator spread the budget.
 
     ``trained[i]``: the samples prompt i is trained on this epoch (main draw + kept pilots) — what
-    allocators' per-prompt bounds apply to; ``pilots[i]``: the pilots drawn for it, kept or not.
-    Logs the spread of ``trained``, the prompts that got no sample at all (starved) or a single one
-    (no GRPO baseline), p̂ at the extremes, and the allocator's own metrics (``allocation/<name>``).
+    allocators' per-prompt bounds apply to.
+    Logs the spread of ``trained``, the prompts that got no sample to train on (starved: a discarded pilot
+    does not count — GVM's prompts with pilots and no main draw are starved), those that got a single
+    one (no GRPO baseline), p̂ at the extremes, and the allocator's own metrics (``allocation/<name>``).
     """
     trained = np.asarray(trained, dtype=np.int64)
-    generated = np.asarray(allocation.samples, dtype=np.int64) + np.asarray(pilots, dtype=np.int64)
     metrics = {
         "allocation/samples_min": float(trained.min()) if trained.size else 0.0,
         "allocation/samples_max": float(trained.max()) if trained.size else 0.0,
         "allocation/samples_std": float(trained.std()) if trained.size else 0.0,
-        "allocation/prompts_starved": float(np.mean(generated == 0)) if generated.size else 0.0,
+        "allocation/prompts_starved": float(np.mean(trained == 0)) if trained.size else 0.0,
         "allocation/singleton_prompts": float(np.mean(trained == 1)) if trained.size else 0.0,
     }
     if allocation.acceptance_rate is not None and len(allocation.acceptance_rate):

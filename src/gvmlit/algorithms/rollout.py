@@ -414,7 +414,7 @@ class RolloutAlgorithm(PolicyModule):
         metrics = {
             **rollout_metrics(result.groups, accepted),
             **outcome_metrics(scored),
-            **allocation_metrics(result.allocation, trained, [len(p) for p in epoch_round.pilots]),
+            **allocation_metrics(result.allocation, trained),
             **weighing,
             "rollout/informative_sample_share": weighing.get("rollout/informative_samples", 0.0) / max(generated, 1),
             "rollout/untrained_sample_share": 1.0 - weighing.get("rollout/kept", 0.0) / max(generated, 1),
