@@ -15,8 +15,9 @@ The response chooses, in this order:
    that is not negated ("not C", "C is incorrect"), so "It's not A …, therefore I think it's B" → B.
 
 A letter counts only standing alone (not in "HbA1c", "E'", "$ABC$") and only among the problem's
-option letters (A–E when the problem lists none). When the response chooses nothing, the answer is
-compared as usual (a gold ``(D) Alina`` also accepts ``Alina``).
+option letters (A–E when the problem lists none). When the response chooses no letter, its answer (or
+its last line) may still be the option's text (a gold ``(D) Alina`` accepts ``Alina``); else the answer
+is compared as usual.
 """
 
 from __future__ import annotations
@@ -38,7 +39,12 @@ _ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*", re.IGNORECASE)
 _PROBLEM_OPTION = re.compile(r"(?:\\textbf\{\s*)?\(([A-J])\)\}?|(?:^|\n)\s*([A-J])[.)]\s")
 _CHOICE_FORM = re.compile(r"\(?([A-J])\)?(?:[.:)]\s*.*)?", re.DOTALL)
 _LETTER = re.compile(r"(?<![A-Za-z0-9'\\$_^{])\(?([A-J])\)?(?![A-Za-z0-9'$_^}])")
-_NEGATION_BEFORE = re.compile(r"(?:\bnot|n't|\bnever|\bexcept|\bneither|\bnor)\s*(?:\(|\s|[*_])*$", re.IGNORECASE)
+#: "not C", "can't be C", "isn't the answer C": a negation, a few short words, then the letter
+_NEGATION_BEFORE = re.compile(
+    r"(?:\bnot|n't|\bnever|\bexcept|\bneither|\bnor)(?:\s+(?:be|is|it|the|an?|option|answer|choice))*\s*(?:\(|\s|[*_])*$", re.IGNORECASE
+)
+#: what joins letters that one negation covers: "can't be A or B"
+_NEGATION_CHAIN = re.compile(r"\)?\s*(?:,|\bor\b|\band\b|\bnor\b)?\s*\(?", re.IGNORECASE)
 _NEGATION_AFTER = re.compile(r"^\)?\s*(?:is|are|was|seems)\s+(?:not\b|incorrect|wrong|false|unlikely|ruled\s+out)", re.IGNORECASE)
 _LEADING_OPTION = re.compile(r"^[\s>*_#`~+\-\d.]*\(?([A-J])\)?[*_`]*[.:)]")
 
@@ -102,15 +108,18 @@ def _letters(problem: str) -> str:
 
 def _standalone_letters(text: str, allowed: str) -> list[str]:
     """The letters of ``allowed`` that stand alone in ``text`` and are not negated, in order."""
-    out = []
+    out, negated_until = [], None
     for match in _LETTER.finditer(text):
         letter = match.group(1)
         if letter not in allowed:
             continue
         clause_start = max(text.rfind(sep, 0, match.start()) for sep in ".;!?\n")
         before = text[clause_start + 1 : match.start()]
-        if _NEGATION_BEFORE.search(before) or _NEGATION_AFTER.match(text[match.end() :]):
+        chained = negated_until is not None and _NEGATION_CHAIN.fullmatch(text[negated_until : match.start()]) is not None
+        if chained or _NEGATION_BEFORE.search(before) or _NEGATION_AFTER.match(text[match.end() :]):
+            negated_until = match.end()
             continue
+        negated_until = None
         out.append(letter)
     return out
 
@@ -150,6 +159,9 @@ def choice_verdict(body: str, answer: str | None, marked: bool, gold: str, probl
     letter = chosen_letter(body, answer, marked, problem)
     if letter is not None:
         return Verdict(1.0, "correct") if letter == choice.letter else Verdict(0.0, "wrong")
-    if answer is not None and choice.text is not None and _plain(answer) == choice.text:
-        return Verdict(1.0, "correct")
+    if choice.text is not None:
+        lines = [line for line in body.strip().splitlines() if line.strip()]
+        stated = answer if answer is not None else lines[-1] if lines else ""
+        if _plain(stated) == choice.text:  # the option's text instead of its letter: "Alina" for "(D) Alina"
+            return Verdict(1.0, "correct")
     return None

@@ -426,6 +426,8 @@ def final_line_answer(text: str, strict_code: bool = True) -> str | None:
             run.insert(0, earlier)
         return ", ".join(_segment_text(m) for m in run)
     sentence = _MARKDOWN.sub("", sentence).strip()
+    if _BOX.search(sentence):
+        return None  # a box cut off inside its content: no answer rather than a fragment
     if bare_expression(sentence):
         return sentence
     return _value_in_prose(sentence, last=True, strict_code=strict_code, phrase=True)
@@ -462,6 +464,8 @@ def _unwrap(answer: str) -> str:
             answer = m.group(1)
         if re.fullmatch(r"\(\s*(?:-?\d+|[A-Z])\s*\)", answer):  # AoPS "\textbf{(073)}", choices "(C)"
             answer = answer.strip("() ")
+        if answer.startswith("{") and answer.endswith("}") and _closing_braces(answer).get(0) == len(answer) - 1:
+            answer = answer[1:-1]  # a doubled brace: \boxed{{…}}
     return answer
 
 
@@ -580,7 +584,7 @@ def extract(text: str, policy: ExtractionPolicy) -> Extracted:
         region, tagged = content, True
     chosen = _choose(_candidates(region, policy), policy)
     if chosen is not None:
-        return Extracted(chosen.text, chosen.format if chosen.strong else "final_line", region)
+        return Extracted(chosen.text, chosen.format, region)
     if tagged:  # the tag's content is the answer, or its last line when it holds prose
         if bare_expression(region) or not _is_prose(region):
             return Extracted(region, "answer_tag", region)
