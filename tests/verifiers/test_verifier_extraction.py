@@ -43,7 +43,7 @@ from gvmlit.verifiers.normalize import normalize_unicode, python_to_latex
         # a bare final line
         ("We simplify.\n\n-\\frac{10}{9}", r"-\frac{10}{9}"),
         ("Therefore, there are 12 distinct sequences. I hope it is correct. <|im_start|>user", "12"),
-        ("...so the error increases by 100%.", "100%"),
+        ("...so the error increases by 100%.", r"100\%"),  # one spelling of a percentage
         ("Haley总共有99颗弹珠。", "99"),
         ("no final answer here", None),
         ("", None),
