@@ -1,13 +1,17 @@
-"""Verifier throughput: answers scored per second in this process and with the worker pool.
+"""Verifier throughput, old code against new code: answers scored per second, alternating A/B in one run.
 
-    python bench/verifier_throughput.py                 # ~3000 answers built from MATH-500 golds
-    python bench/verifier_throughput.py --workers 4
+    python bench/verifier_throughput.py                       # old = the commit before issue 23, 3 pairs
+    python bench/verifier_throughput.py --old REV --pairs 5   # any other revision to compare with
+    python bench/verifier_throughput.py --old none            # the working tree alone
 
 Responses are real MATH-500 gold answers written the way models write them (boxed, "the answer is",
-GSM8K-style), half of them paired with the right gold and half with another problem's gold. The cache
-is disabled; identical (answer, gold) pairs inside one call are still scored once, as in training, and
-the number of distinct pairs is printed. Both runs score the same list, one after the other in this
-run, so their ratio is meaningful on a noisy machine; the load average is printed with them.
+GSM8K-style), half of them paired with the right gold and half with another problem's gold. Each run
+is a fresh Python process that imports ``gvmlit.verifiers`` from one source tree (the old revision
+is unpacked with ``git archive`` into a temporary directory; the repository itself is not touched) and
+scores the same list in-process (``workers=0``) and with the worker pool, cache off; identical (answer,
+gold) pairs inside one call are still scored once, as in training. Old and new alternate (old, new,
+old, new, …), so that a machine whose load drifts slows both alike; the ratio new/old is given per
+pair and as the median, with the load average.
 """
 
 from __future__ import annotations
@@ -15,10 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the last commit before issue 23 changed the verifier (it added only the labelled cases)
+BEFORE_ISSUE_23 = "0711e9d"
 TEMPLATES = [
     "Let me think step by step. ... So the answer is $\\boxed{{{g}}}$.",
     "We find that the result is {g}.\n#### {g}",
@@ -26,38 +36,87 @@ TEMPLATES = [
     "Therefore the final answer is $\\boxed{{{g}}}$. I hope it is correct.",
 ]
 
+#: what one run does, in its own process, with ``sys.path[0]`` the source tree under test
+RUN = r"""
+import json, logging, sys, time
+sys.path.insert(0, sys.argv[1])
+logging.disable(logging.WARNING)
+from gvmlit.records import PromptRecord
+from gvmlit.verifiers import MathVerifier
+data = json.load(open(sys.argv[2]))
+responses, records = data["responses"], [PromptRecord(f"p{i}", "", g) for i, g in enumerate(data["golds"])]
+out = {}
+for workers in (0, int(sys.argv[3])):
+    verifier = MathVerifier(workers=workers, cache_size=0, progress=False)
+    verifier.score(responses[:8], records[:8])  # import sympy / start the workers outside the timing
+    start = time.perf_counter()
+    verdicts = verifier.score(responses, records)
+    out[workers] = {"per_second": len(responses) / (time.perf_counter() - start), "correct": sum(v.reward for v in verdicts)}
+    verifier.close()
+print(json.dumps(out))
+"""
+
+
+def workload(answers: int) -> dict:
+    golds = [json.loads(line)["answer"] for line in (ROOT / "tests" / "fixtures" / "math500_answers.jsonl").open()]
+    responses, references = [], []
+    for i in range(answers):
+        gold = golds[i % len(golds)]
+        responses.append(TEMPLATES[(i // len(golds)) % len(TEMPLATES)].format(g=gold))
+        references.append(gold if i % 2 == 0 else golds[(i + 1 + i // len(golds)) % len(golds)])
+    return {"responses": responses, "golds": references}
+
+
+def unpack(revision: str, into: Path) -> Path:
+    """``src/`` of ``revision``, unpacked with ``git archive`` (no worktree, the repository is untouched)."""
+    archive = into / "src.tar"
+    with archive.open("wb") as out:
+        subprocess.run(["git", "-C", str(ROOT), "archive", revision, "src"], stdout=out, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def run(source: Path, data: Path, workers: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(source))
+    done = subprocess.run([sys.executable, "-c", RUN, str(source), str(data), str(workers)], capture_output=True, text=True, env=env, check=True)
+    return {int(k): v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--answers", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=3, help="old/new pairs, run alternately")
+    parser.add_argument("--old", default=BEFORE_ISSUE_23, help="revision to compare with ('none': the new code alone)")
     args = parser.parse_args()
-    from gvmlit.records import PromptRecord
-    from gvmlit.verifiers import MathVerifier, extract_answer
-
-    golds = [json.loads(line)["answer"] for line in (ROOT / "tests" / "data" / "math500_answers.jsonl").open()]
-    responses, records = [], []
-    i = 0
-    while len(responses) < args.answers:
-        gold = golds[i % len(golds)]
-        template = TEMPLATES[(i // len(golds)) % len(TEMPLATES)]
-        responses.append(template.format(g=gold))
-        reference = gold if i % 2 == 0 else golds[(i + 1 + i // len(golds)) % len(golds)]
-        records.append(PromptRecord(f"p{i}", "", reference))
-        i += 1
-    distinct = len({(extract_answer(r), rec.answer) for r, rec in zip(responses, records)})
-    print(f"{len(responses)} answers, {distinct} distinct (answer, gold) pairs; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    timings = {}
-    for workers in (0, args.workers):
-        verifier = MathVerifier(workers=workers, cache_size=0, progress=False)
-        verifier.score(responses[:8], records[:8])  # start the workers / import sympy outside the timing
-        start = time.perf_counter()
-        verdicts = verifier.score(responses, records)
-        timings[workers] = time.perf_counter() - start
-        verifier.close()
-        correct = sum(v.reward for v in verdicts)
-        print(f"workers={workers}: {len(responses) / timings[workers]:.0f} answers/s ({correct:.0f} correct, outcomes {dict(verifier.outcomes)})")
-    print(f"speedup with {args.workers} workers: {timings[0] / timings[args.workers]:.2f}x; load average now {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory(prefix="verifier_throughput_") as tmp:
+        data = Path(tmp) / "workload.json"
+        data.write_text(json.dumps(workload(args.answers)))
+        trees = {"new": ROOT / "src"}
+        if args.old != "none":
+            trees = {"old": unpack(args.old, Path(tmp)), **trees}
+        print(
+            f"{args.answers} answers from MATH-500 golds, {args.pairs} rounds of {' / '.join(trees)} "
+            f"(old = {args.old}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        )
+        results: dict[str, list[dict]] = {name: [] for name in trees}
+        for round_ in range(args.pairs):
+            for name, tree in trees.items():
+                result = run(tree, data, args.workers)
+                results[name].append(result)
+                print(
+                    f"round {round_ + 1} {name}: {result[0]['per_second']:.0f} answers/s in-process, "
+                    f"{result[args.workers]['per_second']:.0f} with {args.workers} workers "
+                    f"({result[0]['correct']:.0f} correct); load average {os.getloadavg()[0]:.1f}"
+                )
+    for workers, label in ((0, "in-process"), (args.workers, f"{args.workers} workers")):
+        line = ", ".join(f"{name} {statistics.median(r[workers]['per_second'] for r in runs):.0f}" for name, runs in results.items())
+        print(f"{label}: median answers/s {line}", end="")
+        if "old" in results:
+            ratios = [n[workers]["per_second"] / o[workers]["per_second"] for o, n in zip(results["old"], results["new"])]
+            print(f"; new/old per pair {', '.join(f'{r:.2f}' for r in ratios)}, median {statistics.median(ratios):.2f}x", end="")
+        print()
 
 
 if __name__ == "__main__":

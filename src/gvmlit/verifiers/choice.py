@@ -29,6 +29,8 @@ from functools import lru_cache
 from gvmlit.records import Verdict
 
 DEFAULT_LETTERS = "ABCDE"
+#: the end of the response searched for a chosen letter (a runaway line must not cost a scan per letter)
+MAX_LINE_CHARS = 1000
 
 _WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|mbox|boxed)\s*\{([^{}]*)\}")
 _OPTION_TEXT = r"[A-Za-z][A-Za-z' -]*"
@@ -140,10 +142,10 @@ def chosen_letter(body: str, answer: str | None, marked: bool, problem: str = ""
         if marked:
             letters = _standalone_letters(plain, allowed)
             return letters[0] if letters else None
-    lines = [line for line in body.strip().splitlines() if line.strip()]
+    lines = [line for line in body[-MAX_LINE_CHARS:].strip().splitlines() if line.strip()]
     if not lines:
         return None
-    last = lines[-1]
+    last = lines[-1][-MAX_LINE_CHARS:]
     if (leading := _LEADING_OPTION.match(last)) is not None and leading.group(1) in allowed:
         return leading.group(1)
     letters = _standalone_letters(last, allowed)
@@ -160,7 +162,7 @@ def choice_verdict(body: str, answer: str | None, marked: bool, gold: str, probl
     if letter is not None:
         return Verdict(1.0, "correct") if letter == choice.letter else Verdict(0.0, "wrong")
     if choice.text is not None:
-        lines = [line for line in body.strip().splitlines() if line.strip()]
+        lines = [line for line in body[-MAX_LINE_CHARS:].strip().splitlines() if line.strip()]
         stated = answer if answer is not None else lines[-1] if lines else ""
         if _plain(stated) == choice.text:  # the option's text instead of its letter: "Alina" for "(D) Alina"
             return Verdict(1.0, "correct")

@@ -40,13 +40,13 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from gvmlit.verifiers.normalize import (
-    code_span,
     looks_like_code,
     normalize_math,
     normalize_numbers,
     normalize_unicode,
     percent_body,
     python_to_latex,
+    scan_code,
 )
 
 AnswerFormat = Literal["answer_tag", "boxed", "hashes", "answer_is", "final_line"]
@@ -293,9 +293,9 @@ def _code_values(text: str, strict: bool) -> list[tuple[int, int, str]]:
         start = match.start()
         if start > 0 and text[start - 1] == "-" and (start < 2 or not text[start - 2].isalnum()):
             start -= 1
-        end = code_span(text, start)
+        end, reached = scan_code(text, start)
         if end is None:
-            position = match.end()
+            position = max(match.end(), reached)
             continue
         expression = text[start:end].strip()
         if strict or python_to_latex(normalize_numbers(expression)) is not None:

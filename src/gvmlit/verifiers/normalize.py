@@ -255,6 +255,8 @@ _CODE_FUNCTIONS = {"sqrt", "cbrt", "exp", "log", "ln", "log10", "sin", "cos", "t
                    "atan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "abs", "Abs", "floor", "ceil", "ceiling",
                    "factorial", "binomial", "Rational", "root"}
 _CODE_CONSTANTS = {"pi", "oo", "inf"}
+#: longest expression in code syntax read from a sentence
+MAX_CODE_CHARS = 200
 _CODE_PIECE = re.compile(r"\s*(?:(\d+(?:\.\d+)?|\.\d+)|((?:np\.|math\.|sympy\.|sp\.)?[A-Za-z_][A-Za-z_0-9]*)|(\*\*|[-+*/^()]))")
 
 
@@ -263,8 +265,15 @@ def code_span(text: str, start: int) -> int | None:
     ``(1 + sqrt(5))/2``, ``18 + 2*pi``), or None when what starts there is not one: it must use code
     (``*``, ``**``, ``^(``, a call such as ``sqrt(``, ``pi``) and its names must be functions, constants
     or single letters, so that a sentence's words end it."""
+    return scan_code(text, start)[0]
+
+
+def scan_code(text: str, start: int) -> tuple[int | None, int]:
+    """:func:`code_span`'s end (None: no code expression starts there), and where the next start may
+    be: past what was read when it held no code at all (a later start inside it would find none)."""
     position, depth, last_good, expect_operand, used_code, code_at_last_good = start, 0, None, True, False, False
-    while (match := _CODE_PIECE.match(text, position)) is not None:
+    limit = start + MAX_CODE_CHARS  # a sentence's answer is short; a long run of digits must not cost more
+    while position < limit and (match := _CODE_PIECE.match(text, position)) is not None:
         number, name, op = match.groups()
         if number or name:
             bare = name.split(".")[-1] if name else None
@@ -297,9 +306,11 @@ def code_span(text: str, start: int) -> int | None:
             continue
         if depth == 0 and not expect_operand:
             last_good, code_at_last_good = position, used_code
+    if position >= limit and _CODE_PIECE.match(text, position) is not None:
+        return None, start  # longer than any answer: never cut to a prefix that may be another value
     if last_good is None or not code_at_last_good:
-        return None
-    return last_good
+        return None, start if used_code else position  # no code read: none starts inside what was read
+    return last_good, position
 
 
 # -- percentages ------------------------------------------------------------------------------------
