@@ -68,3 +68,32 @@ def gold_records(golds) -> list[PromptRecord]:
 def rewards(verifier, responses, golds) -> list[float]:
     """The verifier's rewards for ``responses`` against ``golds``."""
     return [v.reward for v in verifier.score(list(responses), gold_records(golds))]
+
+
+SFT_POLICY = ROOT / "models" / "arith-sft"
+
+
+def small_learner(cls=None, *, allocator=None, samples_per_prompt: int = 2, max_new_tokens: int = 24, **kwargs):
+    """A real learner on the built-in task's π0 (models/arith-sft), small enough for a test."""
+    from gvmlit.algorithms import RAFT, EvaluationSettings, RolloutSettings
+    from gvmlit.policy import PretrainedPolicy
+    from gvmlit.sampling import HFSampler
+    from gvmlit.verifiers import ArithmeticVerifier
+
+    kwargs.setdefault("rollout", RolloutSettings(samples_per_prompt=samples_per_prompt))
+    kwargs.setdefault("evaluation", EvaluationSettings(samples=2))
+    return (cls or RAFT)(
+        policy=PretrainedPolicy(str(SFT_POLICY)), allocator=allocator, sampler=HFSampler(max_new_tokens=max_new_tokens, progress=False),
+        verifier=ArithmeticVerifier(progress=False), **kwargs,
+    )  # fmt: skip
+
+
+def small_data(num_train: int = 48, prompts_per_epoch: int = 8, **kwargs):
+    """The built-in task through the rollout data module, a few prompts an epoch; pool from the run seed."""
+    from gvmlit.data import ArithmeticTask, RolloutDataModule
+
+    kwargs.setdefault("val_size", 8)
+    return RolloutDataModule(
+        source=ArithmeticTask(num_train=num_train, num_val=16), prompts_per_epoch=prompts_per_epoch, batch_size=8,
+        prompt_template="{problem}=", **kwargs,
+    )  # fmt: skip

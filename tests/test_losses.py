@@ -120,3 +120,79 @@ def test_singleton_groups_can_take_their_raw_reward_as_the_reference_code():
     adv, keep = group_advantages(rewards, groups, singleton="reward")
     assert keep.all() and adv[2].item() == 1.0 and adv[3].item() == 0.0
     assert adv[0].item() == pytest.approx(0.5 / (math.sqrt(0.5) + 1e-6))  # (r − mean) / (unbiased std + ε)
+
+
+def test_trl_loss_types_dapo_and_dr_grpo_against_hand_computation():
+    loss = torch.tensor([[1.0, 2.0, 3.0, 0.0], [4.0, 0.0, 0.0, 0.0], [6.0, 8.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0]])
+    # TRL's names are gvmlit's modes: grpo = per-sequence token mean, bnpo = batch token mean
+    assert aggregate(loss, mask, "grpo").item() == pytest.approx(13 / 3)
+    assert aggregate(loss, mask, "bnpo").item() == pytest.approx(24 / 6)
+    # dr_grpo: the token sum over (sequences × the sampler's max_new_tokens), whatever the lengths
+    assert aggregate(loss, mask, "dr_grpo", max_tokens=10).item() == pytest.approx(24 / (3 * 10))
+    # dapo: over all ranks' tokens of the step; 2 ranks holding 6 and 10 tokens: this rank's sum / (16 / 2)
+    assert aggregate(loss, mask, "dapo", global_tokens=16, world_size=2).item() == pytest.approx(24 / 8)
+    assert aggregate(loss, mask, "dapo").item() == pytest.approx(24 / 6)  # one process: the token mean
+    with pytest.raises(ValueError, match="dr_grpo aggregation needs max_tokens"):
+        aggregate(loss, mask, "dr_grpo")
+
+
+def test_gspo_sequence_ratio_is_the_geometric_mean_of_token_ratios_clipped_per_sequence():
+    old = torch.zeros(2, 3)
+    new = torch.log(torch.tensor([[1.1, 1.2, 9.9], [0.9, 1.0, 1.1]]))
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    adv = torch.tensor([1.0, -1.0])
+    loss, clipped, ratio = clipped_surrogate(new, old, adv, 0.01, 0.02, level="sequence", mask=mask)
+    s0 = math.sqrt(1.1 * 1.2)  # the padded third token does not count
+    s1 = (0.9 * 1.0 * 1.1) ** (1 / 3)
+    assert ratio[0].tolist() == pytest.approx([s0] * 3) and ratio[1].tolist() == pytest.approx([s1] * 3)
+    # A = +1, s0 = 1.149 > 1.02: clipped at 1.02; A = −1, s1 = 0.997 inside [0.99, 1.02]: −min(−s1, −s1) = s1
+    assert loss[0].tolist() == pytest.approx([-1.02] * 3) and loss[1].tolist() == pytest.approx([s1] * 3)
+    assert clipped[0].all() and not clipped[1].any()
+    # the gradient of a sequence's loss reaches each of its tokens as ratio · A / |y| (here through the unclipped sequence)
+    logp = new.clone().requires_grad_(True)
+    out, _, _ = clipped_surrogate(logp, old, adv, 0.01, 0.02, level="sequence", mask=mask)
+    (grad,) = torch.autograd.grad(out[1, 0], logp)
+    assert grad[1].tolist() == pytest.approx([s1 / 3] * 3) and grad[0].abs().sum() == 0
+
+
+def test_processed_logprobs_are_what_transformers_samples_from():
+    from transformers.generation.logits_process import MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    from gvmlit.losses import processed_logprobs
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 50) * 3  # [B, T, V]
+    targets = torch.randint(0, 50, (3, 5))
+    for temperature, top_k, top_p, min_p in ((1.0, 0, 1.0, 0.0), (0.7, 0, 0.9, 0.0), (1.3, 10, 1.0, 0.0), (0.8, 20, 0.8, 0.05)):
+        scores = logits.reshape(15, 50)
+        for warper in [TemperatureLogitsWarper(temperature)] + ([TopKLogitsWarper(top_k)] if top_k else []) + \
+                      ([TopPLogitsWarper(top_p)] if top_p < 1 else []) + ([MinPLogitsWarper(min_p)] if min_p else []):  # fmt: skip
+            scores = warper(None, scores)
+        expected = torch.log_softmax(scores, -1).gather(-1, targets.reshape(15, 1)).reshape(3, 5)
+        got = processed_logprobs(logits, targets, temperature, top_k, top_p, min_p)
+        finite = torch.isfinite(expected)
+        assert torch.equal(finite, torch.isfinite(got)), (temperature, top_k, top_p, min_p)  # the same tokens cut
+        assert torch.allclose(got[finite], expected[finite], atol=1e-5)
+
+
+def test_correction_weights_token_and_sequence_truncate_and_mask():
+    from gvmlit.losses import correction_weights, mismatch_statistics
+
+    trainer = torch.log(torch.tensor([[0.5, 0.4, 0.9], [0.2, 0.2, 0.2]]))
+    sampler = torch.log(torch.tensor([[0.5, 0.1, 0.3], [0.2, 0.25, 0.5]]))
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    # token: w = π_trainer / π_sampler = 1, 4, 3 | 1, 0.8, (masked)
+    def weights(level, action, cap):
+        return correction_weights(trainer, sampler, mask, level, action, cap).flatten().tolist()
+
+    assert weights("token", "truncate", 2.0) == pytest.approx([1.0, 2.0, 2.0, 1.0, 0.8, 0.0])
+    assert weights("token", "mask", 2.0) == pytest.approx([1.0, 0.0, 0.0, 1.0, 0.8, 0.0])
+    # sequence: the product of the sequence's token ratios, 12 and 0.8, on every token of it
+    assert weights("sequence", "truncate", 5.0) == pytest.approx([5.0] * 3 + [0.8, 0.8, 0.0])
+    assert weights("sequence", "mask", 5.0) == pytest.approx([0.0] * 3 + [0.8, 0.8, 0.0])
+    stats = mismatch_statistics(trainer, sampler, mask, correction_weights(trainer, sampler, mask, "token", "truncate", 2.0))
+    diffs = torch.log(torch.tensor([1.0, 4.0, 3.0, 1.0, 0.8]))
+    assert stats["kl"] == pytest.approx(float((torch.exp(diffs) - diffs - 1).mean()), rel=1e-5)  # k3 of π_t/π_s under the sampler
+    assert stats["abs_logprob_diff"] == pytest.approx(float(diffs.abs().mean()), rel=1e-5)
+    assert (stats["weight_min"], stats["weight_max"]) == pytest.approx((0.8, 2.0)) and stats["weight_cut_share"] == pytest.approx(2 / 5)

@@ -58,3 +58,41 @@ def test_micro_average_weighs_benchmarks_by_their_problems():
     table = metrics.table()
     assert set(table["small"]) == {"problems", "accuracy"}  # greedy only without samples
     assert table["average"]["accuracy"] == pytest.approx(2 / 4)  # micro: 2 of 4 problems (macro would give 2/3)
+
+
+GREEDY = np.array([1, 0, 1, 1, 0])
+SAMPLED = np.array([[1, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 1], [0, 0, 1, 1], [1, 1, 1, 0]], dtype=float)
+ANSWERS = [["2", "2", "3", "4"], ["1", None, "4", "4"], ["6", "5", "5", "6"], ["8", "9", "7", "7"], ["3", "3", "3", "1"]]
+NAMES = ["a", "a", "b", "b", "b"]
+
+
+def _synced_table(rank: int, port: int, results) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        rows = [0, 1, 2] if rank == 0 else [3, 4]  # uneven shards: the last rank holds fewer problems
+        metrics = BenchmarkMetrics(["a", "b"], samples=4, ks=[1, 2, 4], average="micro")
+        metrics.update([NAMES[i] for i in rows], GREEDY[rows], SAMPLED[rows], [ANSWERS[i] for i in rows])
+        results[rank] = metrics.table()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_metrics_synced_over_two_ranks_with_uneven_shards_equal_the_single_process_values():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    alone = BenchmarkMetrics(["a", "b"], samples=4, ks=[1, 2, 4], average="micro")
+    alone.update(NAMES, GREEDY, SAMPLED, ANSWERS)
+    expected = alone.table()
+    assert expected["b"]["problems"] == 3 and expected["average"]["accuracy"] == pytest.approx(3 / 5)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    results = mp.get_context("spawn").Manager().dict()
+    mp.start_processes(_synced_table, args=(port, results), nprocs=2, start_method="spawn")
+    for rank in (0, 1):
+        for benchmark, row in expected.items():
+            assert results[rank][benchmark] == pytest.approx(row), (rank, benchmark)

@@ -256,10 +256,12 @@ class GVMLitCLI(LightningCLI):
 
 
 def run_name(model, seed) -> str:
-    """A run's directory name from what actually runs: ``<algorithm>-<allocator>-seed<k>``
-    (``raft++-gvmpp-seed0``, ``grpo-uniform-seed3``, ``sft-seed0``)."""
+    """A run's directory name from what actually runs: ``<algorithm>[-lora]-<allocator>-seed<k>``
+    (``raft++-gvmpp-seed0``, ``grpo-lora-uniform-seed3``, ``sft-seed0``)."""
     algorithm = getattr(model, "variant", type(model).__name__.lower())
     parts = [algorithm]
+    if getattr(getattr(model, "policy", None), "has_adapters", False):
+        parts.append("lora")
     allocator = getattr(model, "allocator", None)
     if allocator is not None:
         parts.append(allocator.short_name)
@@ -402,6 +404,7 @@ def _configure_logging() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")  # a resumed run's own
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated")  # peft asking transformers
     logger = logging.getLogger("gvmlit")
     if not logger.handlers:
         handler = logging.StreamHandler()

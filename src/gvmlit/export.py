@@ -7,6 +7,10 @@ Two ways in:
   model's config and the tokenizer's files (``on_save_checkpoint``), so exporting needs neither the
   recipe nor the original model directory. Both single-file checkpoints and FSDP2's distributed ones
   (a directory with one shard per rank and ``meta.pt``) are read, on one process, without a GPU.
+
+A LoRA checkpoint holds only the adapters: export rebuilds the base model from the policy the checkpoint
+names (its model directory, or a tiny model's seeded initialisation), loads the adapters and writes the
+merged model — or, with ``--adapter``, the adapter alone in peft's format (``PeftModel.from_pretrained``).
 """
 
 from __future__ import annotations
@@ -73,9 +77,10 @@ def _read_metadata(checkpoint: Path) -> dict:
     return load_checkpoint_file(file)
 
 
-def load_policy_weights(checkpoint: Path, model: PreTrainedModel, loaded: dict | None = None) -> None:
+def load_policy_weights(checkpoint: Path, model: PreTrainedModel, loaded: dict | None = None, adapters_only: bool = False) -> None:
     """Load the policy weights of a Lightning checkpoint (file or distributed directory) into ``model``;
-    ``loaded``: the checkpoint file's contents when the caller has already read it."""
+    ``loaded``: the checkpoint file's contents when the caller has already read it; ``adapters_only``: a
+    LoRA checkpoint, whose base weights ``model`` already holds."""
     if checkpoint.is_dir():
         import torch.distributed.checkpoint as dcp
 
@@ -83,7 +88,7 @@ def load_policy_weights(checkpoint: Path, model: PreTrainedModel, loaded: dict |
         key = next((k for k in stored if k.startswith("state_dict." + PREFIX)), None)
         if key is not None:  # keep the dtype the weights were trained in
             model.to(stored[key].properties.dtype)
-        wanted = {"state_dict": {PREFIX + k: v for k, v in model.state_dict().items()}}
+        wanted = {"state_dict": {PREFIX + k: v for k, v in model.state_dict().items() if not adapters_only or "lora_" in k}}
         dcp.load(wanted, checkpoint_id=str(checkpoint), no_dist=True)
         weights = {k[len(PREFIX) :]: v for k, v in wanted["state_dict"].items()}
     else:
@@ -91,25 +96,54 @@ def load_policy_weights(checkpoint: Path, model: PreTrainedModel, loaded: dict |
             loaded = load_checkpoint_file(checkpoint)
         state = loaded["state_dict"]
         weights = {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}
-        if weights:
+        if weights and not adapters_only:
             model.to(next(iter(weights.values())).dtype)
     missing, unexpected = model.load_state_dict(weights, strict=False)
+    if adapters_only:
+        missing = [k for k in missing if "lora_" in k]
     tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else set()
     if set(missing) - tied or unexpected:
         raise GvmlitError(f"{checkpoint}: policy weights do not match its config (missing {missing}, unexpected {unexpected})")
 
 
-def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> Path:
-    """Write the policy of ``checkpoint`` as a Hugging Face directory that ``from_pretrained`` loads."""
+def policy_loader(description: dict):
+    """The policy loader a checkpoint names (``class_path`` / ``init_args``, as ``describe_component`` wrote)."""
+    import importlib
+
+    from gvmlit.lora import LoraSettings
+
+    module, _, name = description["class_path"].rpartition(".")
+    args = dict(description["init_args"])
+    if args.get("lora") is not None:
+        args["lora"] = LoraSettings(**args["lora"])
+    return getattr(importlib.import_module(module), name)(**args)
+
+
+def export_checkpoint(checkpoint: str | Path, output_dir: str | Path, adapter_only: bool = False) -> Path:
+    """Write the policy of ``checkpoint`` as a Hugging Face directory that ``from_pretrained`` loads (a LoRA
+    policy merged, or its adapter alone with ``adapter_only``)."""
     checkpoint, output_dir = Path(checkpoint), Path(output_dir)
     if not checkpoint.exists():
         raise GvmlitError(f"checkpoint {checkpoint} not found")
     meta = _read_metadata(checkpoint)
-    description = (meta.get("gvmlit") or {}).get("export")
+    state = meta.get("gvmlit") or {}
+    description = state.get("export")
     if description is None:
         raise GvmlitError(f"{checkpoint} has no policy description (written by a gvmlit older than export); re-save it")
-    model = plain_model(description["config"])
-    load_policy_weights(checkpoint, model, loaded=None if checkpoint.is_dir() else meta)  # a file is read once
+    lora = ((state.get("policy") or {}).get("init_args") or {}).get("lora")
+    if adapter_only and lora is None:
+        raise GvmlitError(f"--adapter: {checkpoint} was trained without LoRA adapters (policy.lora); export the whole model instead")
+    if lora is not None:
+        from gvmlit.lora import is_peft
+
+        model, _ = policy_loader(state["policy"]).load()  # the base weights and fresh adapters
+        if not is_peft(model):
+            raise GvmlitError(f"{checkpoint}: its policy should carry LoRA adapters but does not")
+        load_policy_weights(checkpoint, model, loaded=None if checkpoint.is_dir() else meta, adapters_only=True)
+        model = model if adapter_only else model.merge_and_unload()
+    else:
+        model = plain_model(description["config"])
+        load_policy_weights(checkpoint, model, loaded=None if checkpoint.is_dir() else meta)  # a file is read once
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
     for name, content in description["tokenizer_files"].items():
@@ -137,6 +171,7 @@ def main(args: list[str]) -> None:
     )
     parser.add_argument("checkpoint", help="e.g. runs/grpo_gvm/last.ckpt (the newest run's) or runs/grpo_gvm/version_0/checkpoints/last.ckpt")
     parser.add_argument("output_dir", help="directory to write config.json, the weights and the tokenizer into")
+    parser.add_argument("--adapter", action="store_true", help="a LoRA run: write the adapter alone (peft's format), not the merged model")
     parsed = parser.parse_args(args)
-    path = export_checkpoint(parsed.checkpoint, parsed.output_dir)
+    path = export_checkpoint(parsed.checkpoint, parsed.output_dir, adapter_only=parsed.adapter)
     print(f"exported {parsed.checkpoint} → {path}")

@@ -123,7 +123,7 @@ def correction_weights(
     applied), so a sampler that computes exactly what the trainer does gives w = 1.
     """
     mask = mask.to(torch.float32)
-    log_w = (trainer_logprobs.float() - sampler_logprobs.float()) * mask
+    log_w = torch.where(mask > 0, trainer_logprobs.float() - sampler_logprobs.float(), 0.0)  # −inf outside the response stays out
     if level == "sequence":
         log_w = log_w.sum(-1, keepdim=True).expand_as(mask)
     elif level != "token":

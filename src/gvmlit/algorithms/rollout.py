@@ -198,7 +198,7 @@ class RolloutAlgorithm(PolicyModule):
             prompts = self.data.epoch_prompts(epoch)
             extra = self.allocator.candidates(per_epoch) - per_epoch
             if extra > 0:  # candidates the allocator screens (round 0 of the extra streams)
-                prompts = prompts + self.data.more_prompts(epoch, 0, extra)
+                prompts = prompts + self.data.more_prompts(epoch, 0, extra, exclude={p.record.uid for p in prompts})
             rounds = [self.draw(prompts, epoch, 0, epoch_budget, epoch_budget, sampled=0)]
             for number in range(1, self.rollout.max_rounds):
                 left = epoch_budget - sum(r.spent for r in rounds)
@@ -207,7 +207,11 @@ class RolloutAlgorithm(PolicyModule):
                     break
                 budget = self.rollout.samples_per_prompt * count if beyond_budget else min(left, self.rollout.samples_per_prompt * count)
                 sampled = sum(int((r.allocation.samples > 0).sum()) for r in rounds)
-                rounds.append(self.draw(self.data.more_prompts(epoch, number, count), epoch, number, budget, epoch_budget, sampled))
+                seen = {p.record.uid for r in rounds for p in r.prompts}
+                more = self.data.more_prompts(epoch, number, count, exclude=seen)
+                if not more:  # every training prompt is in this epoch already
+                    break
+                rounds.append(self.draw(more, epoch, number, budget, epoch_budget, sampled))
         epoch_round = Round.join(rounds)
         rollouts, weighing = self.weigh(epoch_round.prompts, epoch_round.groups)
         rollouts, left_out = rank_rollouts(rollouts)

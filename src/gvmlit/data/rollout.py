@@ -153,11 +153,14 @@ class RolloutDataModule(RunSeeded, LightningDataModule):
         training split (every prompt once before any comes back)."""
         return self._stream([self.resolved_seed], range(epoch * self.prompts_per_epoch, (epoch + 1) * self.prompts_per_epoch))
 
-    def more_prompts(self, epoch: int, round: int, count: int) -> list[Prompt]:
+    def more_prompts(self, epoch: int, round: int, count: int, exclude: frozenset[str] | set[str] = frozenset()) -> list[Prompt]:
         """``count`` further prompts for round ``round`` of ``epoch`` (candidates an allocator screens in
-        round 0, refills in later rounds), from a stream of their own: they never shift other epochs'
-        prompts, and the same call gives the same prompts (exact resume, equal arms)."""
-        return self._stream([self.resolved_seed, 1 + epoch, 1 + round], range(count))
+        round 0, refills in later rounds), none of them in ``exclude`` (the epoch's prompts so far), from a
+        stream of their own: they never shift other epochs' prompts, and the same call gives the same prompts
+        (exact resume, equal arms). Fewer when the training split has fewer prompts left."""
+        order = self._stream([self.resolved_seed, 1 + epoch, 1 + round], range(len(self.train_prompts())))
+        fresh = [p for p in order if p.record.uid not in exclude]
+        return fresh[:count]
 
     def _stream(self, key: list[int], positions: range) -> list[Prompt]:
         prompts = self.train_prompts()
