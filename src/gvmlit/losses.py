@@ -27,13 +27,23 @@ def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: flo
 
 
 def processed_logprobs(
-    logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    min_p: float = 0.0,
+    min_p_first: bool = False,
 ) -> torch.Tensor:
     """log-probs [B, T] of ``targets`` under the distribution a sampler actually draws from: logits / T,
-    then top-k, top-p (nucleus) and min-p truncation, renormalised (the order of transformers' and vLLM's
-    samplers). A target outside the kept set gets −inf. ``top_k = 0``, ``top_p = 1``, ``min_p = 0``: off.
+    then top-k, top-p (nucleus) and min-p truncation, renormalised — transformers' order; vLLM applies
+    min-p before top-k / top-p (``min_p_first``). A target outside the kept set gets −inf. ``top_k = 0``,
+    ``top_p = 1``, ``min_p = 0``: off.
     """
     logits = logits.float() / temperature
+    if min_p > 0.0 and min_p_first:
+        probs = torch.softmax(logits, dim=-1)
+        logits = logits.masked_fill(probs < min_p * probs.max(dim=-1, keepdim=True).values, float("-inf"))
     if top_k > 0 and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -44,7 +54,7 @@ def processed_logprobs(
         drop_sorted = (sorted_probs.cumsum(-1) - sorted_probs) >= top_p
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
-    if min_p > 0.0:
+    if min_p > 0.0 and not min_p_first:
         probs = torch.softmax(logits, dim=-1)
         logits = logits.masked_fill(probs < min_p * probs.max(dim=-1, keepdim=True).values, float("-inf"))
     return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)

@@ -54,7 +54,7 @@ def runs(tmp_path_factory):
     scalars = {}
     for name, sampler in (("hf", []), ("vllm", [VLLM_CPU])):
         gvmlit_fit(*RECIPE, *sampler, *QUIET, f"--trainer.logger.init_args.save_dir={out / name}")
-        scalars[name] = read_scalars(out / name / "grpo_gvm" / "version_0")
+        scalars[name] = read_scalars(out / name / "grpo-gvm-seed0" / "version_0")
     return scalars
 
 
@@ -69,6 +69,16 @@ def test_the_engine_serves_the_weights_being_trained(runs):
     diffs = values(runs["vllm"], "rollout/sampler_trainer_logprob_diff")
     print(f"\n[{DEVICE}] recipe with VLLMSampler: sampler vs trainer log-prob mean |diff| per epoch {diffs}")
     assert len(diffs) == 2 and max(diffs) < LOGPROB_TOLERANCE
+
+
+def test_the_mismatch_correction_is_on_with_vllm_and_its_diagnostics_are_logged_and_small(runs):
+    """loss.correction.mode: auto turns the correction on for VLLMSampler (its kernels are not the trainer's);
+    with float32 on both sides the weights stay at 1 and the KL between them near 0."""
+    kl, low, high = (values(runs["vllm"], f"rollout/mismatch_{k}") for k in ("kl", "weight_min", "weight_max"))
+    cut = values(runs["vllm"], "rollout/mismatch_weight_cut_share")
+    print(f"\n[{DEVICE}] mismatch KL per epoch {kl}, weights in [{min(low):.5f}, {max(high):.5f}], cut share {cut}")
+    assert len(kl) == 2 and max(kl) < 1e-6 and min(low) > 0.999 and max(high) < 1.001 and max(cut) == 0.0
+    assert "rollout/mismatch_kl" not in runs["hf"] or max(values(runs["hf"], "rollout/mismatch_kl")) < 1e-6
 
 
 def test_training_learns_as_with_hf(runs):
@@ -95,7 +105,7 @@ def test_two_processes_through_lightnings_launcher(tmp_path):
         f"--trainer.logger.init_args.save_dir={tmp_path}",
     )  # fmt: skip
     assert "set RANK=0" in result.stderr  # Lightning's launcher left RANK unset; gvmlit set it for vLLM
-    scalars = read_scalars(tmp_path / "grpo_gvm" / "version_0")
+    scalars = read_scalars(tmp_path / "grpo-gvm-seed0" / "version_0")
     assert values(scalars, "distributed/world_size") == [2.0, 2.0]
     for rank in (0, 1):  # each rank's engine generated its share
         assert all(v > 0 for v in values(scalars, f"distributed/rank{rank}_generated_samples")), rank

@@ -182,11 +182,16 @@ class RolloutAlgorithm(PolicyModule):
         return self.epoch_result.rollouts
 
     def on_train_epoch_end(self) -> None:
-        """A run with a budget in samples (``rollout.max_samples``) ends with the epoch that reaches it."""
+        """A run with a budget in samples (``rollout.max_samples``) ends with the epoch that reaches it (whose
+        budget :meth:`collect_epoch` cut to what was left, so runs of different allocators end at nearly the same spend)."""
         limit = self.rollout.max_samples
         if limit is not None and self.budget.training_samples >= limit and not self.trainer.should_stop:
             log.info("%d training samples generated (rollout.max_samples=%d): stopping after this epoch", self.budget.training_samples, limit)
             self.trainer.should_stop = True
+
+    def run_samples_left(self) -> int:
+        """What is left of the run's budget in generated training samples (``rollout.max_samples``)."""
+        return max(self.rollout.max_samples - self.budget.training_samples, 0)
 
     def collect_epoch(self, epoch: int) -> EpochRollouts:
         """One EM iteration's E-step: rounds of allocate → collect → weigh → π_old (module docstring)."""
@@ -194,6 +199,8 @@ class RolloutAlgorithm(PolicyModule):
         self._estimate_seconds = 0.0
         per_epoch = self.data.prompts_per_epoch
         epoch_budget = self.rollout.samples_per_prompt * per_epoch
+        if self.rollout.max_samples is not None:  # the run's last epoch spends only what is left of its budget
+            epoch_budget = min(epoch_budget, self.run_samples_left())
         with self.random_stream(f"train:{epoch}"):
             prompts = self.data.epoch_prompts(epoch)
             extra = self.allocator.candidates(per_epoch) - per_epoch
@@ -206,6 +213,10 @@ class RolloutAlgorithm(PolicyModule):
                 if count <= 0:
                     break
                 budget = self.rollout.samples_per_prompt * count if beyond_budget else min(left, self.rollout.samples_per_prompt * count)
+                if self.rollout.max_samples is not None:  # dynamic sampling's rounds too stop at the run's budget
+                    budget = min(budget, self.run_samples_left())
+                    if budget <= 0:
+                        break
                 sampled = sum(int((r.allocation.samples > 0).sum()) for r in rounds)
                 seen = {p.record.uid for r in rounds for p in r.prompts}
                 more = self.data.more_prompts(epoch, number, count, exclude=seen)
@@ -369,7 +380,8 @@ class RolloutAlgorithm(PolicyModule):
             device_batch = {k: v.to(self.device) for k, v in batch.items()}
             logprobs, logits = batch_logprobs(self.model, device_batch, self.loss_temperature)
             targets = device_batch["input_ids"][:, 1:]
-            trainer = processed_logprobs(logits, targets, temperature, self.sampler.top_k, self.sampler.top_p, self.sampler.min_p).float().cpu()
+            sampler = self.sampler
+            trainer = processed_logprobs(logits, targets, temperature, sampler.top_k, sampler.top_p, sampler.min_p, sampler.min_p_first).float().cpu()
             logprobs, mask = logprobs.float().cpu(), batch["response_mask"]
             weights = None
             if self.correction != "off":

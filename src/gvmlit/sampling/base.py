@@ -37,6 +37,8 @@ class Sampler(ABC):
     #: whether the reported log-probs come from the trainer's own model and kernels (then they match the
     #: trainer's up to float error, and ``loss.correction.mode: auto`` leaves the correction off)
     exact_logprobs: bool = True
+    #: whether min-p truncation comes before top-k / top-p (vLLM) or after them (transformers)
+    min_p_first: bool = False
 
     def __init__(self, temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 64, top_k: int = 0, min_p: float = 0.0) -> None:
         if max_new_tokens < 1:

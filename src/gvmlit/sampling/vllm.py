@@ -118,6 +118,7 @@ class VLLMSampler(RunSeeded, Sampler):
 
     accepts_sharded_policy = True
     exact_logprobs = False  # its own kernels and precision: the trainer's log-probs differ
+    min_p_first = True  # vLLM's sampler: temperature, min-p, then top-k / top-p
     seed_name = "sampler"
 
     def __init__(
