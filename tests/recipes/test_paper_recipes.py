@@ -93,10 +93,13 @@ def test_paper_recipes_train_as_the_reference_code(recipe, monkeypatch):
     cli = GVMLitCLI(args=["--config", f"recipes/{recipe}.yaml", *TINY, "--trainer.devices=1"], run=False)
     assert type(cli.model).__name__ == preset["class_path"].rsplit(".", 1)[1]
     for key, value in preset["init_args"].items():
-        if isinstance(value, dict):  # a settings group: every key the preset sets
+        if isinstance(value, dict):  # a settings group: every key the preset sets, nested groups included
             for field, setting in value.items():
                 got = getattr(getattr(cli.model, key), field)
-                assert (vars(got) if hasattr(got, "__dataclass_fields__") else got) == setting, f"{key}.{field}"
+                if isinstance(setting, dict):
+                    assert {k: getattr(got, k) for k in setting} == setting, f"{key}.{field}"
+                else:
+                    assert got == setting, f"{key}.{field}"
         elif key not in ("policy", "sampler", "verifier"):
             assert getattr(cli.model, key) == value, key
     if "8gpu" not in recipe:  # sharding needs the launched processes
