@@ -11,7 +11,8 @@ is unpacked with ``git archive`` into a temporary directory; the repository itse
 scores the same list in-process (``workers=0``) and with the worker pool, cache off; identical (answer,
 gold) pairs inside one call are still scored once, as in training. Old and new alternate (old, new,
 old, new, …), so that a machine whose load drifts slows both alike; the ratio new/old is given per
-pair and as the median, with the load average.
+pair and as the median, with the load average. In-process runs are also counted per CPU second of
+their own (``time.process_time``), a rate that other processes' load does not change.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ out = {}
 for workers in (0, int(sys.argv[3])):
     verifier = MathVerifier(workers=workers, cache_size=0, progress=False)
     verifier.score(responses[:8], records[:8])  # import sympy / start the workers outside the timing
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     verdicts = verifier.score(responses, records)
-    out[workers] = {"per_second": len(responses) / (time.perf_counter() - start), "correct": sum(v.reward for v in verdicts)}
+    out[workers] = {"per_second": len(responses) / (time.perf_counter() - start), "correct": sum(v.reward for v in verdicts),
+                    "per_cpu_second": len(responses) / (time.process_time() - cpu)}
     verifier.close()
 print(json.dumps(out))
 """
@@ -110,11 +112,15 @@ def main() -> None:
                     f"{result[args.workers]['per_second']:.0f} with {args.workers} workers "
                     f"({result[0]['correct']:.0f} correct); load average {os.getloadavg()[0]:.1f}"
                 )
-    for workers, label in ((0, "in-process"), (args.workers, f"{args.workers} workers")):
-        line = ", ".join(f"{name} {statistics.median(r[workers]['per_second'] for r in runs):.0f}" for name, runs in results.items())
-        print(f"{label}: median answers/s {line}", end="")
+    for workers, rate, label in (
+        (0, "per_second", "in-process, answers/s"),
+        (0, "per_cpu_second", "in-process, answers per CPU second"),
+        (args.workers, "per_second", f"{args.workers} workers, answers/s"),
+    ):
+        line = ", ".join(f"{name} {statistics.median(r[workers][rate] for r in runs):.0f}" for name, runs in results.items())
+        print(f"{label}: median {line}", end="")
         if "old" in results:
-            ratios = [n[workers]["per_second"] / o[workers]["per_second"] for o, n in zip(results["old"], results["new"])]
+            ratios = [n[workers][rate] / o[workers][rate] for o, n in zip(results["old"], results["new"])]
             print(f"; new/old per pair {', '.join(f'{r:.2f}' for r in ratios)}, median {statistics.median(ratios):.2f}x", end="")
         print()
 
