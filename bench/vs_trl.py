@@ -1,8 +1,15 @@
-"""One GRPO iteration (sample, verify, update) in gvmlit against TRL's GRPOTrainer, same work, one run.
+"""gvmlit against TRL's GRPOTrainer: the loss variants against TRL's own loss code, and one GRPO iteration
+(sample, verify, update), same work, one run.
 
     pip install trl            # benchmark only; not a gvmlit dependency
-    python bench/vs_trl.py                      # 64 prompts × 8 samples, ≤ 64 new tokens, 8 updates of 64
+    python bench/vs_trl.py                      # losses, then 64 prompts × 8 samples, ≤ 64 new tokens, 8 updates of 64
+    python bench/vs_trl.py --losses-only        # only the loss comparison
     python bench/vs_trl.py --prompts 32 --iterations 3
+
+Losses: for each of TRL's loss types gvmlit offers (grpo, bnpo, dapo, dr_grpo) and both importance-sampling
+levels (token; sequence = GSPO), the same model, tokens, π_old and advantages go through TRL's
+``GRPOTrainer._compute_loss`` and through gvmlit's ``clipped_surrogate`` + ``aggregate``; the largest
+difference is printed and must stay below 1e-6.
 
 Both sides use the same tiny policy (models/arith-sft, 660 K parameters), the same prompts of the
 built-in task, the same reward (ArithmeticVerifier), temperature 1, no KL, one pass of mini-batches of
@@ -27,7 +34,7 @@ POLICY = str(ROOT / "models" / "arith-sft")
 def gvmlit_iterations(args) -> list[dict]:
     from lightning.pytorch import Callback, Trainer
 
-    from gvmlit.algorithms import GRPO
+    from gvmlit.algorithms import GRPO, GroupSettings, LossSettings, Optimization, RolloutSettings
     from gvmlit.data import ArithmeticTask, RolloutDataModule
     from gvmlit.policy import PretrainedPolicy
     from gvmlit.sampling import HFSampler
@@ -38,7 +45,7 @@ def gvmlit_iterations(args) -> list[dict]:
             self.rows = []
 
         def on_train_epoch_end(self, trainer, pl_module):
-            result = pl_module.last_rollouts
+            result = pl_module.epoch_result
             total = time.perf_counter() - result.started
             rollout = result.metrics["time/rollout_seconds"]
             self.rows.append({"total": total, "rollout (sample+verify+π_old)": rollout, "update": total - rollout})
@@ -49,15 +56,14 @@ def gvmlit_iterations(args) -> list[dict]:
         prompts_per_epoch=args.prompts, batch_size=args.minibatch, prompt_template="{problem}=",
     )  # fmt: skip
     module = GRPO(
-        policy=PretrainedPolicy(POLICY), lr=1e-5, kl_coef=0.0, clip_low=0.2, clip_high=0.2, singleton_groups="zero",
-        sampler=HFSampler(max_new_tokens=args.max_new_tokens, batch_size=512, progress=False),
-        verifier=ArithmeticVerifier(progress=False), samples_per_prompt=args.samples,
+        policy=PretrainedPolicy(POLICY), optim=Optimization(lr=1e-5), loss=LossSettings(kl_coef=0.0, clip_low=0.2, clip_high=0.2),
+        groups=GroupSettings(singleton_groups="zero"), sampler=HFSampler(max_new_tokens=args.max_new_tokens, batch_size=512, progress=False),
+        verifier=ArithmeticVerifier(progress=False), rollout=RolloutSettings(samples_per_prompt=args.samples),
     )  # fmt: skip
     timer = Timer()
     trainer = Trainer(
-        max_epochs=args.iterations + 1, reload_dataloaders_every_n_epochs=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-        callbacks=[timer],
+        max_epochs=args.iterations + 1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=[timer],
     )  # fmt: skip
     trainer.fit(module, datamodule=data)
     return timer.rows[1:]
@@ -128,6 +134,59 @@ def trl_iterations(args) -> list[dict]:
     return rows[1:]
 
 
+def compare_losses() -> float:
+    """TRL's loss code against gvmlit's for every shared loss type and both ratio levels; returns the
+    largest absolute difference."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from gvmlit.forward import batch_logprobs
+    from gvmlit.losses import aggregate, clipped_surrogate
+
+    tokenizer = AutoTokenizer.from_pretrained(POLICY)
+    model = AutoModelForCausalLM.from_pretrained(POLICY).eval()
+    config = GRPOConfig(
+        output_dir=str(Path(os.environ.get("TMPDIR", "/tmp")) / "gvmlit-vs-trl-loss"), use_cpu=True, report_to=[],
+        per_device_train_batch_size=4, num_generations=4, max_completion_length=12, beta=0.0, epsilon=0.2,
+        epsilon_high=0.28, temperature=1.0, bf16=False,
+    )  # fmt: skip
+    trainer = GRPOTrainer(model=model, reward_funcs=[lambda completions, **k: [0.0] * len(completions)], args=config,
+                          train_dataset=Dataset.from_dict({"prompt": ["1+1="] * 4}), processing_class=tokenizer)  # fmt: skip
+    trainer.model.eval()  # TRL's eval mode: no gradient-accumulation scaling in its normalisers
+    generator = torch.Generator().manual_seed(0)
+    batch, prompt_len, completion_len = 6, 5, 12
+    prompt_ids = torch.randint(4, 20, (batch, prompt_len), generator=generator)
+    completion_ids = torch.randint(4, 20, (batch, completion_len), generator=generator)
+    lengths = torch.tensor([12, 3, 7, 12, 1, 9])
+    completion_mask = (torch.arange(completion_len)[None] < lengths[:, None]).long()
+    input_ids = torch.cat([prompt_ids, completion_ids], 1)
+    ours = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+    with torch.no_grad():
+        logprobs, _ = batch_logprobs(model, ours, 1.0)
+    logprobs = logprobs[:, prompt_len - 1 :]  # the completion's tokens
+    old = logprobs + torch.randn(logprobs.shape, generator=generator) * 0.3  # a stale π_old: clipping bites
+    advantages = torch.randn(batch, generator=generator)
+    largest = 0.0
+    for level, (low, high) in (("token", (0.2, 0.28)), ("sequence", (3e-4, 4e-4))):
+        for loss_type in ("grpo", "bnpo", "dapo", "dr_grpo"):
+            trainer.loss_type, trainer.importance_sampling_level = loss_type, level
+            trainer.epsilon_low, trainer.epsilon_high = low, high
+            inputs = {
+                "prompt_ids": prompt_ids, "prompt_mask": torch.ones_like(prompt_ids), "completion_ids": completion_ids,
+                "completion_mask": completion_mask, "advantages": advantages, "old_per_token_logps": old,
+                "num_items_in_batch": completion_mask.sum(),
+            }  # fmt: skip
+            with torch.no_grad():
+                theirs = float(trainer._compute_loss(trainer.model, inputs))
+            per_token, _, _ = clipped_surrogate(logprobs, old, advantages, low, high, level=level, mask=completion_mask)
+            mine = float(aggregate(per_token, completion_mask, loss_type, max_tokens=completion_len))
+            largest = max(largest, abs(theirs - mine))
+            print(f"loss {loss_type:8s} ratio {level:8s}: TRL {theirs:+.8f}  gvmlit {mine:+.8f}  |diff| {abs(theirs - mine):.1e}")
+    print(f"largest |TRL − gvmlit| over the loss variants: {largest:.1e}")
+    return largest
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=64)
@@ -135,8 +194,13 @@ def main() -> None:
     parser.add_argument("--minibatch", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--losses-only", action="store_true", help="only compare the loss variants with TRL's loss code")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if compare_losses() > 1e-6:
+        raise SystemExit("gvmlit's losses differ from TRL's (see above)")
+    if args.losses_only:
+        return
     results = {"gvmlit": gvmlit_iterations(args), "TRL GRPOTrainer": trl_iterations(args)}
     print(f"one GRPO iteration: {args.prompts} prompts × {args.samples} samples, ≤ {args.max_new_tokens} new tokens, "
           f"{args.prompts * args.samples // args.minibatch} updates of {args.minibatch}; threads {torch.get_num_threads()}")  # fmt: skip
