@@ -182,11 +182,27 @@ def restore_rng(state: dict) -> None:
     random.setstate(state["python"])
 
 
+def init_argument_names(cls) -> list[str]:
+    """The constructor arguments of a class, its parents' included where it passes ``**kwargs`` on."""
+    import inspect
+
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if klass is object or "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters
+        names += [p for p, v in params.items() if p != "self" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD) and p not in names]
+        if not any(v.kind == v.VAR_KEYWORD for v in params.values()):
+            break
+    return names
+
+
 def describe_component(component) -> dict:
     """A component's class and constructor arguments as plain values (``class_path`` / ``init_args``,
-    as in a recipe), with a seed derived from the run seed written out: what produced a checkpoint."""
+    as in a recipe; an argument kept under its own name), with a seed derived from the run seed written
+    out: what produced a checkpoint."""
     cls = type(component)
-    args = {k: _plain(v) for k, v in sorted(vars(component).items()) if not k.startswith("_")}
+    args = {k: _plain(getattr(component, k)) for k in init_argument_names(cls) if hasattr(component, k)}
     if "seed" in args and args["seed"] is None and hasattr(component, "resolved_seed"):
         args["seed"] = component.resolved_seed
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": args}

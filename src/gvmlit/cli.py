@@ -23,10 +23,11 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from gvmlit.algorithms.base import PolicyModule
 from gvmlit.algorithms.settings import MOVED_KEYS
-from gvmlit.checkpoints import check_checkpoint_file, run_to_resume, version_of
+from gvmlit.checkpoints import check_checkpoint_file, init_argument_names, run_to_resume, version_of
 from gvmlit.data.rollout import RolloutDataModule
 from gvmlit.errors import GvmlitError
 from gvmlit.progress import launcher_rank
+from gvmlit.stopping import Interrupted
 
 SUBCOMMANDS = ("fit", "validate", "test")
 log = logging.getLogger("gvmlit")
@@ -102,21 +103,13 @@ def _a_type(name: str) -> str:
 
 
 def _init_arguments(class_path: str) -> list[str]:
-    """The constructor arguments of a class, its parents' included where it passes **kwargs on."""
+    """The constructor arguments of a class named by its import path ([] if it cannot be imported)."""
     module, _, name = class_path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
         return []
-    names: list[str] = []
-    for klass in cls.__mro__:
-        if klass is object or "__init__" not in vars(klass):
-            continue
-        params = inspect.signature(klass.__init__).parameters
-        names += [p for p, v in params.items() if p != "self" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD) and p not in names]
-        if not any(v.kind == v.VAR_KEYWORD for v in params.values()):
-            break
-    return names
+    return init_argument_names(cls)
 
 
 class GVMLitArgumentParser(LightningArgumentParser):
@@ -171,6 +164,11 @@ class GVMLitCLI(LightningCLI):
             "--base", type=list[str] | str | None, default=None,
             help="In a recipe: the files it is built from (relative to it), read before it; gvmlit expands them into --config files.",
         )  # fmt: skip
+        parser.add_argument(
+            "--resume_with_changes", type=bool, default=False,
+            help="With --ckpt_path: continue the run although settings differ from those it was started with (listed when "
+            "refused); they take effect from the next step. Run-length, evaluation and logging keys may always change.",
+        )  # fmt: skip
         return parser
 
     def before_instantiate_classes(self) -> None:
@@ -200,16 +198,38 @@ class GVMLitCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
     def _resume_into_its_run(self, logger: TensorBoardLogger) -> None:
+        """``--ckpt_path last``: the newest run of this name that saved a checkpoint; ``auto`` (for schedulers
+        that requeue a job): that run if it did not finish, else a new run. The resumed run logs into its own
+        directory again and writes its configuration next to the original's (``config-resume-N.yaml``)."""
         ckpt = self.config[self.subcommand].get("ckpt_path")
         root = Path(logger.root_dir)
-        if ckpt == "last":
+        if ckpt in ("last", "auto"):
             found = run_to_resume(root)
-            if found is None:
+            finished = found is not None and (found.parent.parent / FINISHED).is_file()
+            if ckpt == "auto" and (found is None or finished):
+                log.info("--ckpt_path auto: %s; starting a new run", "no earlier run saved a checkpoint" if found is None else f"the last run ({found.parent.parent}) finished")
+                ckpt = None
+            elif found is None:
                 raise GvmlitError(f"--ckpt_path last: no run under {root} saved a checkpoint (version_*/checkpoints/last.ckpt); nothing to resume")
-            ckpt = str(found)
+            else:
+                ckpt = str(found)
+                self._refuse_finished(found.parent.parent)
             self.config[self.subcommand]["ckpt_path"] = self.config_init[self.subcommand]["ckpt_path"] = ckpt
         if ckpt is not None and (version := version_of(Path(ckpt), root)) is not None:
             logger._version = version  # continue that run's TensorBoard directory, not a new version
+            run = Path(logger.log_dir)
+            taken = {p.name for p in run.glob("config*.yaml")}
+            self.save_config_kwargs["config_filename"] = next(f"config-resume-{k}.yaml" for k in range(1, 10_000) if f"config-resume-{k}.yaml" not in taken)
+
+    def _refuse_finished(self, run: Path) -> None:
+        """Resuming a run that already trained all the epochs asked for would silently do nothing."""
+        import json
+
+        marker = run / FINISHED
+        epochs = self.config[self.subcommand]["trainer"].get("max_epochs")
+        if marker.is_file() and epochs is not None and 0 <= epochs <= json.loads(marker.read_text())["epochs"]:
+            done = json.loads(marker.read_text())["epochs"]
+            raise GvmlitError(f"--ckpt_path last: the run {run} already finished its {done} epochs; raise --trainer.max_epochs to train it further")
 
     def _parse_ckpt_path(self) -> None:
         """Lightning reads hyperparameters from the checkpoint here; gvmlit saves none (the recipe is the
@@ -232,12 +252,36 @@ class GVMLitCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._check_ckpt_path("fit")
+        self.model.resume_with_changes = bool(self.config["fit"].get("resume_with_changes"))
+        warn_about_the_run_length(self.trainer, self.model, self.datamodule)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """A run stopped by SIGTERM or Ctrl-C leaves a note in its directory (``interrupted.json``: where, the
+        checkpoint to resume from) and says how to resume; one that ends normally, ``finished.json``."""
+        import json
+
+        try:
+            super()._run_subcommand(subcommand)
+        except Interrupted as stop:
+            stop.checkpoint = self._last_checkpoint()
+            log_dir = getattr(self.trainer.logger, "log_dir", None) if self.trainer.logger is not None else None
+            if log_dir and self.trainer.is_global_zero and Path(log_dir).is_dir():
+                (Path(log_dir) / INTERRUPTED).write_text(json.dumps({"signal": stop.signum, "where": stop.where, "checkpoint": stop.checkpoint}))
+            raise
+
+    def _last_checkpoint(self) -> str | None:
+        saved = [c.last_model_path or c.best_model_path for c in self.trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
+        return next((p for p in saved if p and Path(p).exists()), None)
 
     def after_fit(self) -> None:
-        """Say where the run's checkpoint and logs are."""
+        """Say where the run's checkpoint and logs are; mark the run finished (``--ckpt_path auto`` starts anew)."""
+        import json
+
         if not self.trainer.is_global_zero:
             return
         logger = self.trainer.logger
+        if logger is not None and logger.log_dir and Path(logger.log_dir).is_dir() and not self.trainer.interrupted:
+            (Path(logger.log_dir) / FINISHED).write_text(json.dumps({"epochs": self.trainer.current_epoch}))
         saved = [c.last_model_path or c.best_model_path for c in self.trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
         if any(saved):
             path = next(p for p in saved if p)
@@ -253,6 +297,24 @@ class GVMLitCLI(LightningCLI):
 
     def subcommands(self):
         return {name: spec for name, spec in super().subcommands().items() if name in SUBCOMMANDS}
+
+
+#: files a run leaves in its directory: it ended normally, or was stopped by a signal (gvmlit.stopping)
+FINISHED, INTERRUPTED = "finished.json", "interrupted.json"
+
+
+def warn_about_the_run_length(trainer, model, datamodule) -> None:
+    """A run whose length or per-epoch cost is likely a mistake gets one warning line with the numbers."""
+    per_epoch = getattr(getattr(model, "rollout", None), "samples_per_prompt", None)
+    prompts = getattr(datamodule, "prompts_per_epoch", None)
+    if per_epoch is None or prompts is None:
+        return
+    samples = per_epoch * prompts
+    limit = model.rollout.max_samples
+    if trainer.max_epochs in (None, -1) and trainer.max_steps in (None, -1) and limit is None:
+        log.warning("trainer.max_epochs is %s: the run never ends by itself (%d samples an epoch); set max_epochs or model.rollout.max_samples", trainer.max_epochs, samples)
+    if samples > 100_000:
+        log.warning("%d samples an epoch (%d prompts × %d): check model.rollout.samples_per_prompt and data.prompts_per_epoch", samples, prompts, per_epoch)
 
 
 def run_name(model, seed) -> str:
@@ -438,6 +500,11 @@ def main(args=None) -> None:
                 help_with_components(expand_recipes(argv))
             else:
                 GVMLitCLI(args=argv)
+    except Interrupted as stop:
+        where = f"; the run's last checkpoint is {stop.checkpoint}" if getattr(stop, "checkpoint", None) else "; no checkpoint was written yet"
+        resume = " ".join(["gvmlit", *[a for a in argv if not a.startswith("--ckpt_path")], "--ckpt_path", "last"])
+        print(f"gvmlit: {stop}{where} (the end of the last whole epoch)" + (f"; resume with: {resume}" if getattr(stop, "checkpoint", None) else ""), file=sys.stderr)
+        sys.exit(stop.exit_code)
     except Exception as err:  # noqa: BLE001 — a user-fixable problem gets one line, anything else its traceback
         _discard_empty_runs()
         cause = _user_error(err)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from gvmlit import stopping
 from gvmlit.errors import GvmlitError
 from gvmlit.parallel import all_gather_objects, rank_share, world
 from gvmlit.records import FAULTS, Completion, Prompt
@@ -137,6 +138,8 @@ class RolloutCollector:
             completion.reward, completion.outcome = verdict.reward, verdict.outcome
             completion.accepted = verdict.reward >= self.acceptance_threshold
         Budget._add(self.budget.local[purpose], local)
+        if across_ranks:  # SIGTERM / Ctrl-C: every rank stops here together (evaluation checks when it ends)
+            stopping.check(f"{purpose}: sampling and verifying")
         groups: list[list[Completion]] = [[] for _ in prompts]
         for indices, part in all_gather_objects((mine, local)) if across_ranks else [(mine, local)]:
             for i, group in zip(indices, part):

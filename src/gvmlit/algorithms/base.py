@@ -24,9 +24,11 @@ from contextlib import contextmanager
 import torch
 from lightning.pytorch import LightningModule
 
+from gvmlit import stopping
 from gvmlit.algorithms.evaluation import Evaluation, Evaluator
 from gvmlit.algorithms.settings import EvaluationSettings, LossSettings, Optimization
 from gvmlit.checkpoints import describe_component, restore_rng, rng_state
+from gvmlit.resume import check_resume, describe_learner
 from gvmlit.collector import Budget, RolloutCollector
 from gvmlit.data.buffer import EpochBuffer
 from gvmlit.data.rollout import RolloutDataModule
@@ -96,6 +98,9 @@ class PolicyModule(LightningModule):
         self._export_description: dict | None = None  # model config + tokenizer files, saved in checkpoints
         self._run_seed = 0
         self._checkpoint_step: int | None = None  # the step of the checkpoint evaluated by validate / test
+        #: continue a checkpoint with settings that differ from the run's (gvmlit.resume); the CLI's --resume_with_changes
+        self.resume_with_changes = False
+        self._resumed_with_changes = False
 
     # ------------------------------------------------------------------ start-up
     @property
@@ -104,12 +109,20 @@ class PolicyModule(LightningModule):
         return self.trainer.datamodule
 
     def setup(self, stage: str) -> None:
-        """Refuse pairs of parts that cannot work together, then seed every component from the run seed."""
+        """Refuse pairs of parts that cannot work together, seed every component from the run seed, and
+        take SIGTERM / SIGINT as requests to stop at the next boundary (gvmlit.stopping)."""
         self.check_compatibility()
+        stopping.install()
         self._run_seed = run_seed()
         for component in {id(c): c for c in self.components()}.values():
             if isinstance(component, RunSeeded):
                 component.use_run_seed(self._run_seed)
+
+    def teardown(self, stage: str) -> None:
+        stopping.uninstall()
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        stopping.check(f"training (epoch {self.current_epoch}, batch {batch_idx})")
 
     def components(self) -> list:
         """The pluggable parts, for seeding and for the record a checkpoint keeps."""
@@ -202,6 +215,10 @@ class PolicyModule(LightningModule):
             torch.manual_seed(zlib.crc32(f"{self._run_seed}:{name}".encode()))
             yield
 
+    def on_train_start(self) -> None:
+        if self._resumed_with_changes:  # after Lightning restored the optimiser state from the checkpoint
+            self.apply_optimizer_settings()
+
     def on_fit_start(self) -> None:
         if self._reference:
             self._reference[0].to(self.device)
@@ -209,6 +226,7 @@ class PolicyModule(LightningModule):
         if self.trainer.ckpt_path is None and self.trainer.limit_val_batches != 0 and self.start_evaluation("val"):
             for batch in self.data.val_dataloader():
                 self.validation_step(batch, 0)
+            stopping.check("evaluating the starting policy")
             self.last_evaluation = self.finish_evaluation("val")
 
     # ------------------------------------------------------------------ the epoch
@@ -279,6 +297,18 @@ class PolicyModule(LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def apply_optimizer_settings(self) -> None:
+        """After a resume with changed settings: the optimiser state came back with the checkpoint's learning
+        rate and weight decay; the run's own apply from here on (a warm-up schedule keeps its place)."""
+        for config in self.trainer.lr_scheduler_configs:
+            config.scheduler.base_lrs = [float(self.optim.lr)] * len(config.scheduler.base_lrs)
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                factor = group["lr"] / group.get("initial_lr", group["lr"]) if group.get("initial_lr") else 1.0
+                group["lr"], group["weight_decay"] = float(self.optim.lr) * factor, float(self.optim.weight_decay)
+                if "initial_lr" in group:
+                    group["initial_lr"] = float(self.optim.lr)
+
     def on_before_optimizer_step(self, optimizer) -> None:
         total = gradient_norm(self.model)
         if total is None:
@@ -337,6 +367,7 @@ class PolicyModule(LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
+        stopping.check("evaluating")  # every rank is here: a stop asked for during evaluation is honoured now
         evaluation = self.finish_evaluation("test" if self.trainer.testing else "val")
         if evaluation is None:
             return
@@ -365,8 +396,7 @@ class PolicyModule(LightningModule):
         checkpoint["gvmlit"] = {
             "rng": rng_state(),
             "run_seed": self._run_seed,
-            "learner": type(self).__name__,
-            "components": {name: describe_component(c) for name, c in self.named_components().items()},
+            "produced_by": describe_learner(self, self._datamodule(), self._run_seed),  # what resume checks (gvmlit.resume)
             "policy": describe_component(self.policy),
             "reference": describe_component(self.policy) if self.loss.kl_coef > 0 else None,
             "skipped_batches": self.skipped_batches,
@@ -374,8 +404,8 @@ class PolicyModule(LightningModule):
             "rollout": self.rollout_state(),
         }
 
-    def named_components(self) -> dict:
-        return {"policy": self.policy, "sampler": self.sampler, "verifier": self.verifier}
+    def _datamodule(self):
+        return self.trainer.datamodule if self._trainer is not None else None
 
     def rollout_state(self) -> dict:
         return {"budget": self.budget.state_dict(), "verifier": self.verifier.state_dict()}
@@ -390,6 +420,10 @@ class PolicyModule(LightningModule):
         if state is None:
             return
         self.policy.expect_checkpoint(checkpoint, self)  # LoRA: the base weights come from the policy itself
+        if self._trainer is not None and self.trainer.state.fn == "fit":  # evaluating a checkpoint needs only its weights
+            current = describe_learner(self, self._datamodule(), self._run_seed)
+            check_resume(state.get("produced_by"), current, self.resume_with_changes, log)
+            self._resumed_with_changes = self.resume_with_changes
         if state["reference"] is not None and state["reference"] != describe_component(self.policy):
             raise GvmlitError(
                 f"the checkpoint's KL reference policy was {state['reference']}, but this run's policy is "

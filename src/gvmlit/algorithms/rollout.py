@@ -147,9 +147,6 @@ class RolloutAlgorithm(PolicyModule):
     def components(self) -> list:
         return [*super().components(), self.allocator]
 
-    def named_components(self) -> dict:
-        return {**super().named_components(), "allocator": self.allocator}
-
     def collector_settings(self) -> dict:
         return {"max_fault_fraction": self.rollout.max_fault_fraction, "acceptance_threshold": self.rollout.acceptance_threshold}
 

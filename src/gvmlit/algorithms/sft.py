@@ -45,6 +45,7 @@ class SFT(PolicyModule):
             policy=policy, sampler=sampler, verifier=verifier, eval_sampler=eval_sampler, optim=optim, evaluation=evaluation,
             loss=LossSettings(aggregation=aggregation),
         )  # fmt: skip
+        self.aggregation = aggregation
 
     def epoch_data(self, epoch: int) -> list[Rollout]:
         mine, _ = rank_rollouts(self.data.demonstrations(epoch))  # under several processes, this rank's token-balanced part

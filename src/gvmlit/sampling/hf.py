@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
 
+from gvmlit import stopping
 from gvmlit.errors import GvmlitError
 from gvmlit.policy import max_model_length
 from gvmlit.progress import progress_bar
 from gvmlit.sampling.base import Completion, Sampler
+
+
+class _StopRequested(StoppingCriteria):
+    """Ends ``generate`` at the next token once SIGTERM / SIGINT arrived (gvmlit.stopping)."""
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), stopping.requested(), dtype=torch.bool, device=input_ids.device)
 
 
 class HFSampler(Sampler):
@@ -64,6 +72,10 @@ class HFSampler(Sampler):
             bar = progress_bar(starts, desc=desc, unit="batch", enabled=self.progress)
             for start in bar:
                 rows = flat[start : start + self.batch_size]
+                if stopping.requested():  # a stop was asked for: the rest is never used (gvmlit.stopping)
+                    for i in rows:
+                        results[i].append(Completion([], "", [], "length"))
+                    continue
                 try:
                     batch = self._generate_batch(policy, tokenizer, [prompts[i] for i in rows], greedy)
                 except (torch.OutOfMemoryError, RuntimeError) as err:
@@ -110,7 +122,8 @@ class HFSampler(Sampler):
             output_scores=True,
         )
         out = policy.generate(
-            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=config
+            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=config,
+            stopping_criteria=StoppingCriteriaList([_StopRequested()]),
         )
         new_tokens = out.sequences[:, width:]  # [B, T]
         scores = torch.stack(out.scores, dim=1).float()  # [B, T, V]: what was sampled from (T, top-k/p, min-p applied)

@@ -56,6 +56,7 @@ from pathlib import Path
 
 import torch
 
+from gvmlit import stopping
 from gvmlit.errors import GvmlitError
 from gvmlit.sampling.base import Completion, Sampler
 from gvmlit.seeding import RunSeeded
@@ -114,6 +115,9 @@ class VLLMSampler(RunSeeded, Sampler):
             it: vLLM otherwise reserves ``gpu_memory_utilization`` of the host's memory.
         seed: engine seed (None: derived from the run seed, gvmlit.seeding; each rank adds its rank).
         progress: show vLLM's progress bar while generating.
+        chunk_prompts: prompts per ``generate`` call: between chunks a SIGTERM or Ctrl-C is honoured
+            (gvmlit.stopping); None = all of a rollout's prompts in one call (bench/sampler_throughput.py
+            measures what chunking costs).
     """
 
     accepts_sharded_policy = True
@@ -136,8 +140,12 @@ class VLLMSampler(RunSeeded, Sampler):
         kv_cache_gib: float | None = None,
         seed: int | None = None,
         progress: bool = True,
+        chunk_prompts: int | None = 256,
     ) -> None:
         super().__init__(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, top_k=top_k, min_p=min_p)
+        if chunk_prompts is not None and chunk_prompts < 1:
+            raise GvmlitError(f"VLLMSampler.chunk_prompts must be ≥ 1 (or null), got {chunk_prompts}")
+        self.chunk_prompts = chunk_prompts
         if kv_cache_gib is not None and kv_cache_gib <= 0:
             raise ValueError("kv_cache_gib must be > 0 (or None)")
         self.gpu_memory_utilization = gpu_memory_utilization
@@ -268,9 +276,18 @@ class VLLMSampler(RunSeeded, Sampler):
             for n in num_samples
         ]
         requests = [{"prompt_token_ids": list(p)} for p in prompts]
-        outputs = self._llm.generate(requests, params, use_tqdm=self.progress)
+        size = self.chunk_prompts or len(requests)
+        outputs = []
+        for start in range(0, len(requests), size):
+            if stopping.requested():  # a stop was asked for: the rest is never used (gvmlit.stopping)
+                outputs += [None] * (len(requests) - start)
+                break
+            outputs += self._llm.generate(requests[start : start + size], params[start : start + size], use_tqdm=self.progress)
         results = []
-        for output in outputs:
+        for n, output in zip(num_samples, outputs):
+            if output is None:
+                results.append([Completion([], "", [], "length") for _ in range(n)])
+                continue
             group = []
             for sample in output.outputs:
                 ids = list(sample.token_ids)
