@@ -7,6 +7,7 @@ keys, documented in ``--help``); any key can be overridden on the command line
 
 from __future__ import annotations
 
+import errno
 import importlib
 import inspect
 import logging
@@ -70,6 +71,8 @@ def summarize_config_error(message: str) -> str:
         allowed = _init_arguments(owner)
         hint = f"; accepted: {', '.join(allowed)}" if allowed else ""
         return f"unknown key {m.group(1)!r} under '{path}' ({owner}){hint}"
+    if m := re.search(r"Unexpected import path format: (\S+\.ya?ml)\b", message):
+        return f"file {m.group(1)!r} not found (for '{path}': a component's config file, read relative to the file that names it)"
     if m := re.search(r"module '([^']+)' has no attribute '([^']+)'", reason):
         return f"unknown class_path '{m.group(1)}.{m.group(2)}' for '{path}': {m.group(1)} has no {m.group(2)!r}"
     if m := re.search(r"No module named '([^']+)'", reason):
@@ -128,6 +131,7 @@ class GVMLitCLI(LightningCLI):
     def __init__(self, args=None, run: bool = True) -> None:
         args = expand_recipes(list(sys.argv[1:] if args is None else args))  # recipes built from parts (``base:``)
         epilog = (
+            "--model.KEY is short for --model.init_args.KEY (the same for data and every component). "
             "Each component's own keys: with a recipe, gvmlit fit --config RECIPE --help lists them after this; "
             "or ask for one class: --model.help gvmlit.algorithms.GRPO, --data.help gvmlit.data.RolloutDataModule, "
             "--model.init_args.allocator.help gvmlit.allocation.GVMPlusPlusAllocator, "
@@ -397,6 +401,8 @@ def _discard_empty_runs() -> None:
     for directory in NEW_RUN_DIRS:
         if directory.is_dir() and not any(directory.rglob("*.ckpt")) and not read_scalars(directory):
             shutil.rmtree(directory, ignore_errors=True)
+            if directory.parent.is_dir() and not any(directory.parent.iterdir()):  # runs/<name>/ held only this run
+                directory.parent.rmdir()
 
 
 def config_files(argv: list[str]) -> list[str]:
@@ -479,11 +485,26 @@ def _configure_logging() -> None:
         logger.propagate = False
 
 
+USAGE = """usage: gvmlit {fit,validate,test,export,ablate} ...
+
+  fit       train: gvmlit fit --config RECIPE [--KEY=VALUE …] [--ckpt_path last|auto|FILE]
+  validate  evaluate a checkpoint on the validation split: gvmlit validate --config RECIPE --ckpt_path last
+  test      evaluate a checkpoint on the test split, table on stdout: gvmlit test --config RECIPE --ckpt_path last
+  export    write a checkpoint's policy as a Hugging Face directory: gvmlit export CHECKPOINT OUTPUT_DIR [--adapter] [--overwrite]
+  ablate    one recipe, one key swapped per arm, several seeds: gvmlit ablate --config RECIPE --arm NAME=VALUE …
+
+Each subcommand explains itself: gvmlit fit --help, gvmlit fit --config RECIPE --help (every key of the recipe's
+components), gvmlit export --help, gvmlit ablate --help. README.md has the quickstart."""
+
+
 def main(args=None) -> None:
     """Entry point of the ``gvmlit`` console script: ``fit|validate|test`` (LightningCLI) and ``export``."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _configure_logging()
     argv = list(sys.argv[1:] if args is None else args)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        sys.exit(0 if argv else 2)
     NEW_RUN_DIRS.clear()  # only this call's runs are removed if it fails (tests call main() many times)
     try:
         if argv[:1] == ["export"]:
@@ -522,7 +543,7 @@ def _user_error(err: BaseException | None) -> GvmlitError | None:
     while err is not None and id(err) not in seen:
         if isinstance(err, GvmlitError):
             return err
-        if isinstance(err, (PermissionError, NotADirectoryError, FileExistsError, IsADirectoryError)) and err.filename:
+        if isinstance(err, OSError) and err.filename and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENOSPC, errno.EDQUOT):
             return GvmlitError(f"cannot write {err.filename}: {err.strerror} (check the output paths: trainer.logger.init_args.save_dir, trainer.default_root_dir, callbacks)")
         if trainer_error is None and _is_trainer_settings_error(err):
             trainer_error = err

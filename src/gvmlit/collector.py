@@ -84,17 +84,21 @@ class RolloutCollector:
         max_fault_fraction: stop the run when more than this share of one collection's answers are
             verifier faults (``timeout`` / ``error``): training on them would train on zeros.
         acceptance_threshold: a completion is accepted when its reward reaches this.
+        max_consecutive_timeouts: stop when this many answers in a row ran past the verifier's timeout (a
+            verifier that hangs would otherwise cost its whole timeout on every answer).
     """
 
     def __init__(
-        self, sampler: Sampler, verifier: Verifier, tokenizer, budget: Budget, max_fault_fraction: float = 0.5, acceptance_threshold: float = 1.0
-    ) -> None:
+        self, sampler: Sampler, verifier: Verifier, tokenizer, budget: Budget, max_fault_fraction: float = 0.5, acceptance_threshold: float = 1.0,
+        max_consecutive_timeouts: int = 8,
+    ) -> None:  # fmt: skip
         self.sampler = sampler
         self.verifier = verifier
         self.tokenizer = tokenizer
         self.budget = budget
         self.max_fault_fraction = max_fault_fraction
         self.acceptance_threshold = acceptance_threshold
+        self.max_consecutive_timeouts = max_consecutive_timeouts
 
     def collect(
         self,
@@ -133,7 +137,9 @@ class RolloutCollector:
             if across_ranks:
                 sampler.release()
         flat = [(prompts[i].record, c) for i, group in zip(mine, local) for c in group]
-        verdicts = self.verifier.score([c.text for _, c in flat], [r for r, _ in flat], desc=f"{purpose}: verifying")
+        verdicts = self.verifier.score(
+            [c.text for _, c in flat], [r for r, _ in flat], desc=f"{purpose}: verifying", max_consecutive_timeouts=self.max_consecutive_timeouts
+        )
         for (_, completion), verdict in zip(flat, verdicts):
             completion.reward, completion.outcome = verdict.reward, verdict.outcome
             completion.accepted = verdict.reward >= self.acceptance_threshold

@@ -119,12 +119,16 @@ def policy_loader(description: dict):
     return getattr(importlib.import_module(module), name)(**args)
 
 
-def export_checkpoint(checkpoint: str | Path, output_dir: str | Path, adapter_only: bool = False) -> Path:
+def export_checkpoint(checkpoint: str | Path, output_dir: str | Path, adapter_only: bool = False, overwrite: bool = False) -> Path:
     """Write the policy of ``checkpoint`` as a Hugging Face directory that ``from_pretrained`` loads (a LoRA
-    policy merged, or its adapter alone with ``adapter_only``)."""
+    policy merged, or its adapter alone with ``adapter_only``). A directory that already holds files is
+    refused unless ``overwrite``: an export must not silently replace someone's ``config.json``."""
     checkpoint, output_dir = Path(checkpoint), Path(output_dir)
     if not checkpoint.exists():
         raise GvmlitError(f"checkpoint {checkpoint} not found")
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())) and not overwrite:
+        held = "is a file" if not output_dir.is_dir() else f"already holds {', '.join(sorted(p.name for p in output_dir.iterdir())[:4])}"
+        raise GvmlitError(f"export: {output_dir} {held}; choose an empty or new directory, or add --overwrite to replace what is there")
     meta = _read_metadata(checkpoint)
     state = meta.get("gvmlit") or {}
     description = state.get("export")
@@ -144,10 +148,13 @@ def export_checkpoint(checkpoint: str | Path, output_dir: str | Path, adapter_on
     else:
         model = plain_model(description["config"])
         load_policy_weights(checkpoint, model, loaded=None if checkpoint.is_dir() else meta)  # a file is read once
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir)
-    for name, content in description["tokenizer_files"].items():
-        (output_dir / name).write_bytes(content)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(output_dir)
+        for name, content in description["tokenizer_files"].items():
+            (output_dir / name).write_bytes(content)
+    except OSError as err:
+        raise GvmlitError(f"export: cannot write {err.filename or output_dir}: {err.strerror or err} (check OUTPUT_DIR)") from None
     _readable_by_all(output_dir)
     AutoTokenizer.from_pretrained(output_dir)  # the directory must load as it will be used
     return output_dir
@@ -172,6 +179,7 @@ def main(args: list[str]) -> None:
     parser.add_argument("checkpoint", help="e.g. runs/grpo_gvm/last.ckpt (the newest run's) or runs/grpo_gvm/version_0/checkpoints/last.ckpt")
     parser.add_argument("output_dir", help="directory to write config.json, the weights and the tokenizer into")
     parser.add_argument("--adapter", action="store_true", help="a LoRA run: write the adapter alone (peft's format), not the merged model")
+    parser.add_argument("--overwrite", action="store_true", help="write into OUTPUT_DIR even if it already holds files (they may be replaced)")
     parsed = parser.parse_args(args)
-    path = export_checkpoint(parsed.checkpoint, parsed.output_dir, adapter_only=parsed.adapter)
+    path = export_checkpoint(parsed.checkpoint, parsed.output_dir, adapter_only=parsed.adapter, overwrite=parsed.overwrite)
     print(f"exported {parsed.checkpoint} → {path}")

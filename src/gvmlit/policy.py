@@ -14,6 +14,7 @@ weights (peft; :mod:`gvmlit.lora` says what changes).
 
 from __future__ import annotations
 
+import logging
 import os
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -35,6 +36,8 @@ from transformers import (
 from gvmlit.errors import GvmlitError
 from gvmlit.lora import LoraSettings, add_adapters
 from gvmlit.seeding import RunSeeded
+
+log = logging.getLogger("gvmlit")
 
 #: a local directory in a recipe is resolved relative to the recipe file (on the command line: to the
 #: working directory); anything else is a Hub model id
@@ -212,9 +215,15 @@ def _local_or_hub(name, key: str) -> str:
     """A local directory (absolute) or a Hub id. A name that looks like a path — it starts with ``.``,
     ``/`` or ``~``, has more than one ``/``, or its first part is a local directory — but does not
     exist is an error at once, naming it, rather than a trip to the Hub."""
+    given_as_path = isinstance(name, os.PathLike)  # jsonargparse resolved it relative to the file naming it
     name = os.fspath(name)
     local = Path(name).expanduser()
     if local.is_dir():
+        if not given_as_path and not local.is_absolute():
+            log.warning(
+                "%s: %r is read relative to the working directory %s (a path in a recipe is read relative to the recipe, "
+                "where it does not exist)", key, name, Path.cwd(),
+            )  # fmt: skip
         return str(local)
     parts = name.split("/")
     looks_local = name.startswith((".", "/", "~")) or len(parts) > 2 or (len(parts) == 2 and Path(parts[0]).is_dir())

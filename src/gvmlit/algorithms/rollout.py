@@ -148,7 +148,11 @@ class RolloutAlgorithm(PolicyModule):
         return [*super().components(), self.allocator]
 
     def collector_settings(self) -> dict:
-        return {"max_fault_fraction": self.rollout.max_fault_fraction, "acceptance_threshold": self.rollout.acceptance_threshold}
+        rollout = self.rollout
+        return {
+            "max_fault_fraction": rollout.max_fault_fraction, "acceptance_threshold": rollout.acceptance_threshold,
+            "max_consecutive_timeouts": rollout.max_consecutive_timeouts,
+        }  # fmt: skip
 
     @property
     def correction(self) -> str:

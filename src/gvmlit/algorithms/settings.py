@@ -61,10 +61,13 @@ class RolloutSettings:
         max_pilot_stages: most stages of pilot sampling an allocator may ask for in one round.
         max_fault_fraction: stop when more than this share of one collection's answers are verifier
             timeouts or errors (training on them would train on zero rewards).
+        max_consecutive_timeouts: stop as soon as this many answers in a row ran past the verifier's
+            timeout (a verifier that hangs would otherwise cost its timeout on every answer of a collection).
         grad_norm_batch_size: sequences per batched gradient-norm pass (allocators that ask for G_i).
         logprob_batch_size: sequences per forward pass when recomputing π_old.
         max_samples: a run's budget in generated training samples (pilots, refills, dropped groups
-            included): training stops at the end of the epoch that reaches it (None: ``trainer.max_epochs``
+            included): the last epoch's budget (and dynamic sampling's rounds) is cut to what is left of it,
+            and training stops at the end of the epoch that reaches it (None: ``trainer.max_epochs``
             alone decides), so that runs of different allocators compare at equal spend.
     """
 
@@ -73,6 +76,7 @@ class RolloutSettings:
     max_rounds: PositiveInt = 4
     max_pilot_stages: PositiveInt = 4
     max_fault_fraction: float = 0.5
+    max_consecutive_timeouts: PositiveInt = 8
     grad_norm_batch_size: PositiveInt = 64
     logprob_batch_size: PositiveInt = 64
     max_samples: PositiveInt | None = None

@@ -28,4 +28,9 @@ def record_name(record: PromptRecord) -> str:
 def refuse_unknown(ids: list[int], tokenizer, what: str, text: str) -> None:
     """One line naming ``what`` when ``text`` has characters the tokenizer maps to its unknown token."""
     if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in ids:
-        raise GvmlitError(f"{what} has characters the tokenizer does not know (they would become {tokenizer.unk_token}): {text!r}")
+        unknown = sorted({ch for ch in text if tokenizer.unk_token_id in tokenizer(ch, add_special_tokens=False)["input_ids"]})
+        shown = text if len(text) <= 80 else text[:77] + "…"
+        raise GvmlitError(
+            f"{what} has characters the tokenizer does not know (they would become {tokenizer.unk_token}): "
+            f"{''.join(unknown)!r} in {shown!r}" + (f" ({len(text)} characters)" if len(text) > 80 else "")
+        )

@@ -21,7 +21,7 @@ from typing import Any
 
 from gvmlit.progress import progress_bar
 from gvmlit.records import OUTCOMES, PromptRecord, Verdict
-from gvmlit.verifiers.pool import WorkerPool, describe_exception
+from gvmlit.verifiers.pool import MapStopped, WorkerPool, describe_exception
 
 #: timed-out pairs remembered per verifier (they cost the timeout once, not again)
 TIMED_OUT_MEMORY = 10_000
@@ -119,9 +119,16 @@ class Verifier(ABC):
 
     # -- scoring ------------------------------------------------------------------------------------
 
-    def score(self, responses: Sequence[str], records: Sequence[PromptRecord], desc: str = "verifying") -> list[Verdict]:
+    def score(
+        self, responses: Sequence[str], records: Sequence[PromptRecord], desc: str = "verifying", max_consecutive_timeouts: int | None = None
+    ) -> list[Verdict]:
         """One verdict per ``(responses[j], records[j])``, each scored under the per-answer limit; outcomes
-        are counted in ``outcomes`` and the last fault is described in ``last_error``."""
+        are counted in ``outcomes`` and the last fault is described in ``last_error``.
+
+        ``max_consecutive_timeouts``: a verifier that hangs costs its whole timeout on every answer; after
+        this many timeouts in a row the call stops with one line instead of going through them all. A
+        SIGTERM or Ctrl-C (gvmlit.stopping) ends scoring at the next answer; the answers not scored then
+        get ``no_answer`` and are never used (the run stops)."""
         if len(responses) != len(records):
             raise ValueError(f"{len(responses)} responses but {len(records)} records")
         plans = [self.plan(response, record) for response, record in zip(responses, records)]
@@ -139,26 +146,39 @@ class Verifier(ABC):
             else:
                 todo[key] = payload
         if todo:
-            known.update(self._run_all(todo, desc))
+            known.update(self._run_all(todo, desc, max_consecutive_timeouts))
         verdicts = [plan if isinstance(plan, Verdict) else known[plan[0]] for plan in plans]
         for verdict in verdicts:
             self.outcomes[verdict.outcome] += 1
         return verdicts
 
-    def _run_all(self, todo: dict[Hashable, Any], desc: str) -> dict[Hashable, Verdict]:
+    def _run_all(self, todo: dict[Hashable, Any], desc: str, max_consecutive_timeouts: int | None = None) -> dict[Hashable, Verdict]:
         """Fresh verdicts for every task in ``todo``, in worker processes or (workers=0) in this one."""
+        from gvmlit import stopping
+        from gvmlit.errors import GvmlitError
+
         fresh: dict[Hashable, Verdict] = {}
         bar = progress_bar(total=len(todo), desc=desc, enabled=self.progress)
+        in_a_row = [0]
 
         def finish(key: Hashable, status: str, value: Any) -> None:
             verdict = self._to_verdict(status, value)
             self.remember(key, verdict)
             fresh[key] = verdict
             bar.update(1)
+            in_a_row[0] = in_a_row[0] + 1 if status == "timeout" else 0
+            if max_consecutive_timeouts is not None and in_a_row[0] >= max_consecutive_timeouts:
+                raise GvmlitError(
+                    f"{type(self).__name__}: {in_a_row[0]} answers in a row ran past timeout_seconds={self.timeout_seconds:g}; the "
+                    f"verifier seems to hang — stopping instead of waiting that long for each of the {len(todo) - len(fresh)} left "
+                    f"(model.rollout.max_consecutive_timeouts={max_consecutive_timeouts})"
+                )
 
         try:
             if self.workers == 0:
                 for key, payload in todo.items():
+                    if stopping.requested():
+                        break
                     try:
                         finish(key, "ok", self.run_task(payload))
                     except Exception as err:  # noqa: BLE001 — one bad answer costs that answer only
@@ -166,9 +186,16 @@ class Verifier(ABC):
             else:
                 if self._pool is None:
                     self._pool = WorkerPool(self, self.workers, self.timeout_seconds)
-                self._pool.map(sorted(todo.items(), key=lambda item: self.affinity(item[0])), finish)
+                try:
+                    self._pool.map(sorted(todo.items(), key=lambda item: self.affinity(item[0])), finish, should_stop=stopping.requested)
+                except (MapStopped, GvmlitError):
+                    self._pool = None  # the map stopped its workers; the next call starts new ones
+                    if not stopping.requested():
+                        raise
         finally:
             bar.close()
+        for key in todo.keys() - fresh.keys():  # a stop was asked for: never scored, never used, never remembered
+            fresh[key] = Verdict(0.0, "no_answer")
         return fresh
 
     def _to_verdict(self, status: str, value: Any) -> Verdict:
@@ -180,7 +207,8 @@ class Verifier(ABC):
         if status == "error":
             self.last_error = f"{name}.score_one: {value}"
             return Verdict(0.0, "error")
-        if not isinstance(value, Verdict) or value.outcome not in OUTCOMES or not 0.0 <= float(value.reward) <= 1.0:
+        reward = getattr(value, "reward", None)
+        if not isinstance(value, Verdict) or value.outcome not in OUTCOMES or isinstance(reward, bool) or not isinstance(reward, (int, float)) or not 0.0 <= reward <= 1.0:
             self.last_error = f"{name}.score_one returned {value!r:.200}, not a Verdict(reward in [0, 1], outcome)"
             return Verdict(0.0, "error")
         return value

@@ -261,6 +261,14 @@ class _Worker:
         self.conn.close()
 
 
+class MapStopped(Exception):
+    """A map ended early because its ``should_stop`` said so."""
+
+
+#: how often a map looks at its ``should_stop`` while it waits for workers
+STOP_POLL_SECONDS = 0.25
+
+
 class WorkerPool:
     """Runs ``scorer.run_task(payload)`` for many tasks on ``workers`` processes, each with a hard limit.
 
@@ -299,15 +307,16 @@ class WorkerPool:
     def _start(self) -> _Worker:
         return _Worker(self.ctx, self.blob, self.name)
 
-    def map(self, tasks: Iterable[tuple[Any, Any]], on_result: Callable[[Any, Status, Any], None]) -> None:
+    def map(self, tasks: Iterable[tuple[Any, Any]], on_result: Callable[[Any, Status, Any], None], should_stop: Callable[[], bool] | None = None) -> None:
         """Run every ``(key, payload)`` task; ``on_result(key, status, value)`` receives each outcome as it
         comes: ``("ok", result)``, ``("error", description)`` (an exception or a dead worker) or
-        ``("timeout", None)``."""
+        ``("timeout", None)``. ``should_stop`` is asked several times a second: when it says so, the map
+        ends early with :class:`MapStopped` (the tasks not reported are abandoned, the workers stopped)."""
         pending = deque(tasks)
         while len(self.workers) < self.size:
             self.workers.append(self._start())
         try:
-            self._run(pending, on_result)
+            self._run(pending, on_result, should_stop)
         except BaseException:
             self.close()  # a half-finished map leaves workers in unknown states
             raise
@@ -331,14 +340,17 @@ class WorkerPool:
                     pending.popleft()
                 worker.send(batch, blob, self.timeout)
 
-    def _run(self, pending: deque, on_result: Callable[[Any, Status, Any], None]) -> None:
+    def _run(self, pending: deque, on_result: Callable[[Any, Status, Any], None], should_stop: Callable[[], bool] | None = None) -> None:
         while True:
+            if should_stop is not None and should_stop():
+                raise MapStopped
             self._fill(pending)
             watched = [w for w in self.workers if w.watched]
             if not pending and not any(w.queue for w in watched):
                 return
             nearest = min(w.check_at for w in watched)
-            ready = wait([w.conn for w in watched], timeout=max(0.0, nearest - time.monotonic()))
+            # wake at least every STOP_POLL_SECONDS to look at should_stop (a SIGTERM mid-verification)
+            ready = wait([w.conn for w in watched], timeout=min(max(0.0, nearest - time.monotonic()), STOP_POLL_SECONDS))
             for conn in ready:
                 self._drain(next(w for w in watched if w.conn is conn), pending, on_result)
             now = time.monotonic()
