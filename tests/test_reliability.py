@@ -181,3 +181,16 @@ def test_small_things_get_one_clear_line(tmp_path, monkeypatch):
                      "--data.init_args.eval_source=gvmlit.data.ArithmeticTask", f"--trainer.logger.init_args.save_dir={tmp_path}")  # fmt: skip
     assert "has characters the tokenizer does not know" in line and "'x' in" in line and "(20002 characters)" in line and len(line) < 400
     assert not (tmp_path / "raft-uniform-seed0").exists()  # a failed run leaves no empty directory behind
+
+
+def test_an_output_path_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
+    """/sys refuses new entries to everyone, root included ('Operation not permitted'), as a read-only
+    mount or a directory of someone else's would."""
+    from test_cli import _cli_error
+
+    monkeypatch.chdir(ROOT)
+    line = cli_error("fit", "--config", "recipes/cpu/raft_uniform.yaml", *DEBUG, "--trainer.logger.init_args.save_dir=/sys/gvmlit-runs", *QUIET)
+    assert line.startswith("gvmlit: error: cannot write /sys/gvmlit-runs") and "trainer.logger.init_args.save_dir" in line
+    _fit(tmp_path, "recipes/cpu/raft_uniform.yaml")
+    line = _cli_error("export", str(tmp_path / "raft-uniform-seed0" / "last.ckpt"), "/sys/gvmlit-export")
+    assert line.startswith("gvmlit: error: export: cannot write /sys/gvmlit-export") and "OUTPUT_DIR" in line and "trainer" not in line
