@@ -35,11 +35,13 @@ import torch
 def run_seed() -> int:
     """The run seed: ``seed_everything``'s (``PL_GLOBAL_SEED``), else torch's initial seed; under several
     processes rank 0's, so that every rank derives the same seeds."""
-    from gvmlit.parallel import all_gather_objects
+    import torch.distributed as dist
 
     seed = os.environ.get("PL_GLOBAL_SEED")
-    value = int(seed) if seed is not None else torch.initial_seed() % (1 << 32)
-    return int(all_gather_objects(value)[0])
+    value = [int(seed) if seed is not None else torch.initial_seed() % (1 << 32)]
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.broadcast_object_list(value, src=0)
+    return int(value[0])
 
 
 def derive(run_seed: int, name: str) -> int:
