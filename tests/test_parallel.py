@@ -246,3 +246,23 @@ def test_fsdp_or_gpu_without_a_gpu_is_a_one_line_error(tmp_path, override, expec
     errors = [line for line in result.stderr.splitlines() if line.startswith("gvmlit: error:")]
     assert len(errors) == 1 and expected in errors[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_lora_under_fsdp2_trains_resumes_and_exports(tmp_path):
+    """LoRA adapters on a policy sharded over two gloo processes: only the adapters train, the distributed
+    checkpoint resumes, and export merges the adapters into the frozen π0."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    common = ["--config", "recipes/cpu/grpo_lora.yaml", "--config", "configs/trainer/cpu_fsdp2.yaml", *SMALL, *QUIET,
+              f"--trainer.logger.init_args.save_dir={tmp_path}"]  # fmt: skip
+    _gvmlit("fit", *common, "--trainer.max_epochs=1")
+    resumed = _gvmlit("fit", *common, "--trainer.max_epochs=2", "--ckpt_path=last")
+    assert "Restored all states" in resumed.stderr + resumed.stdout and "epoch 1:" in resumed.stderr
+    run = tmp_path / "grpo-lora-uniform-seed0"
+    _gvmlit("export", str(run / "last.ckpt"), str(tmp_path / "exported"))
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "exported").state_dict()
+    base = AutoModelForCausalLM.from_pretrained(ROOT / "models" / "arith-sft").state_dict()
+    changed = {k for k in base if not torch.equal(base[k], exported[k])}
+    assert changed and all(k.endswith("proj.weight") for k in changed)  # the adapted linear layers, merged; nothing else moved

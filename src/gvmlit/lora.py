@@ -3,8 +3,10 @@
 With ``policy.init_args.lora`` set, the policy is a ``peft`` model whose base weights are frozen and
 whose adapters train (docs/scaling.md, "LoRA"):
 
-- the optimiser gets the adapter parameters only, and checkpoints hold only them (the base weights come
-  from the policy loader itself: the model directory, or a tiny model's seeded initialisation);
+- the optimiser gets the adapter parameters only, and single-file checkpoints hold only them (the base
+  weights come from the policy loader itself: the model directory, or a tiny model's seeded
+  initialisation); FSDP2's distributed checkpoints keep the frozen weights too, because Lightning's
+  distributed loader asks for every weight of the module;
 - the KL reference is the same model with its adapters switched off — no second copy of the weights;
 - gradient norms for allocators (``param_slice``) are taken over the parameters that train, the adapters;
 - an engine that holds its own weights (vLLM) receives merged weights W + (α/r)·B·A, computed out of

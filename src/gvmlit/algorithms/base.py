@@ -392,7 +392,8 @@ class PolicyModule(LightningModule):
         rollout state (budget counters, verifier outcomes, allocator statistics)."""
         if self._export_description is None:  # the config and tokenizer files never change during a run
             self._export_description = describe_policy(self.model, self.tokenizer)
-        self.policy.trim_checkpoint(checkpoint)  # LoRA: only the weights that train
+        if not is_sharded(self.model):  # LoRA: only the weights that train (a sharded checkpoint keeps all: Lightning's loader wants them)
+            self.policy.trim_checkpoint(checkpoint)
         checkpoint["gvmlit"] = {
             "rng": rng_state(),
             "run_seed": self._run_seed,
