@@ -97,3 +97,25 @@ def small_data(num_train: int = 48, prompts_per_epoch: int = 8, **kwargs):
         source=ArithmeticTask(num_train=num_train, num_val=16), prompts_per_epoch=prompts_per_epoch, batch_size=8,
         prompt_template="{problem}=", **kwargs,
     )  # fmt: skip
+
+
+def assert_readable(figure) -> None:
+    """A figure people can read: it has a title, labelled axes, and its title, axis labels, tick labels and
+    legend all lie inside the figure without the legend covering the title (rendered for real)."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    frame = figure.bbox
+    titles = [t for t in [figure._suptitle] + [ax.title for ax in figure.axes] if t is not None and t.get_text()]
+    assert titles, "the figure has no title"
+    for ax in figure.axes:
+        assert ax.get_xlabel() and ax.get_ylabel(), f"unlabelled axes: {ax.get_title()!r}"
+    legends = [ax.get_legend() for ax in figure.axes if ax.get_legend() is not None] + list(figure.legends)
+    boxes = [(t, t.get_window_extent(renderer)) for t in titles + legends]
+    boxes += [(ax, ax.get_tightbbox(renderer)) for ax in figure.axes]  # what is drawn: labels, tick labels, title
+    for artist, box in boxes:
+        assert box.x0 >= frame.x0 - 1 and box.x1 <= frame.x1 + 1 and box.y0 >= frame.y0 - 1 and box.y1 <= frame.y1 + 1, (
+            f"{artist} is cut off: {box} outside the figure {frame}"
+        )
+    for legend in legends:
+        for title in titles:
+            assert not legend.get_window_extent(renderer).overlaps(title.get_window_extent(renderer)), "the legend covers the title"
