@@ -58,18 +58,18 @@ def test_gvm_allocates_by_the_closed_form_and_counts_pilots(tmp_path):
 
 def test_gvmpp_keeps_pilots_within_budget_and_reuses_statistics(tmp_path):
     torch.manual_seed(0)
-    learner = _learner(GVMPlusPlusAllocator(pilot_samples=2, min_samples=2, max_samples=6, split="uniform"))
+    learner = _learner(GVMPlusPlusAllocator(pilot_samples=2, max_pilot_samples=4))
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     _trainer(tmp_path, 2, callbacks=[checkpoints]).fit(learner, datamodule=_data(num_train=12))
-    # epoch 0: every prompt is new → 12 × 2 pilots, kept and paid from N = 48; epoch 1: same prompts, no pilot
-    assert learner.budget.samples("pilot") == 24
-    assert learner.budget.training_samples <= 96  # never more than the budget: the skipped prompts' shares are saved
+    # epoch 0: every prompt is new → 12 × 2 pilots at least, kept and paid from N = 48 (never more than N)
+    assert learner.budget.samples("pilot") >= 24
+    assert learner.budget.training_samples <= 96
     result = learner.epoch_result
     sizes = [len(group) for group in result.groups]
-    skipped = result.metrics["allocation/skipped_prompts"]
-    assert sum(sizes) == result.metrics["budget/epoch_samples"] == 48 - round(skipped * 12) * 4
-    assert max(sizes) <= 6 and all(s == 0 or s >= 2 for s in sizes)  # bounds on what a prompt gets in total
-    assert result.metrics["allocation/samples_max"] == max(sizes) <= 6
+    assert sum(sizes) == result.metrics["budget/epoch_samples"] <= 48
+    # a prompt gets its pilots (2, or 4 when the first two were all wrong and more looked worth it), and a
+    # prompt whose pilots held an accepted sample (RAFT's useful group) is completed to s = 4
+    assert all(s in (0, 2, 4) for s in sizes) and max(sizes) <= 4
     history = learner.store.history(result.prompts[0].uid)
     assert history.samples >= 2 and {v.epoch for v in history.visits} >= {0}
     # the checkpoint carries the per-prompt statistics: resume into a fresh learner

@@ -150,25 +150,45 @@ def test_mixed_probability_under_a_beta_posterior():
     assert useful_probability(1.0, 1.0, 0, 0, 4, "accepted") == pytest.approx(0.8)  # 1 − E[(1−p)^4] = 1 − 1/5
 
 
-def test_gvmpp_skips_prompts_unlikely_to_carry_a_gradient_and_bounds_the_totals():
+def test_gvmpp_screens_pilots_sequentially_and_commits_useful_groups():
+    from gvmlit.allocation import PilotRequest
 
     store = PromptStatsStore()
-    # p0 solved in all 24 tries, p1 never in 24, p2 half the time; p3 is new (6 pilots this epoch, 2 accepted)
+    # p0 solved in all 24 tries, p1 never in 24, p2 half the time; p3 is new
     for i, (samples, accepted) in enumerate([(24, 24), (24, 0), (24, 12)]):
         store.record_visit(f"p{i}", Visit(0, "train", samples, accepted, 10 * samples, float(accepted == samples), float(accepted > 0)))
-    pilot_accepted = [[], [], [], [True, True, False, False, False, False]]
-    store.record_visit("p3", Visit(1, "pilot", 6, 2, 60, 0.0, 1.0))
-    request = _request(4, 32, _pilots(pilot_accepted), pilot_accepted, store, epoch=1)
-    allocation = GVMPlusPlusAllocator(decay=1.0, min_samples=2, max_samples=12).allocate(request)
-    totals = allocation.samples + request.pilot_counts
-    assert totals[0] == totals[1] == 0  # all-correct / all-wrong so far: skipped, their shares saved
-    assert totals.sum() == 16 and totals[2] >= 2 and totals[3] >= 6 and totals.max() <= 12
-    assert allocation.metrics["skipped_prompts"] == 0.5
-    refill = GVMPlusPlusAllocator(decay=1.0, min_samples=2, max_samples=24, spend="refill").allocate(request)
-    assert (refill.samples + request.pilot_counts).sum() == 32  # refill: the whole budget is drawn
-    # the evidence fades: far later, the solved prompt is worth a try again
-    later = _request(4, 32, store=store, epoch=12)
-    assert GVMPlusPlusAllocator(decay=0.7).allocate(later).samples[0] > 0
+    allocator = GVMPlusPlusAllocator(decay=1.0, skip_below=0.3)
+    assert allocator.candidates(4) == 4
+    prompts = [PromptRecord(f"p{i}", "", "0") for i in range(4)]
+    # stage 0: memory screens out the solved and the hopeless prompt (P(a mixed group of 8) ≈ 0.24 < 0.3
+    # under Beta(25, 1)); the others draw 2 pilots
+    assert allocator.plan_pilots(PilotRequest(prompts, store, 1, 0, budget=32)) == [0, 0, 2, 2]
+    # stage 1: p2's pilots were mixed (useful: it stops); p3's were both wrong, and under its posterior
+    # two more might break that: it draws them (sequential stopping, up to 4 pilots)
+    accepted = [[], [], [True, False], [False, False]]
+    store.record_visit("p2", Visit(1, "pilot", 2, 1, 20, 0.0, 1.0))
+    store.record_visit("p3", Visit(1, "pilot", 2, 0, 20, 0.0, 0.0))
+    assert allocator.plan_pilots(PilotRequest(prompts, store, 1, 1, _pilots(accepted), accepted, budget=32)) == [0, 0, 0, 2]
+    # commit: p2 is completed to 8 samples; p3 (4 wrong pilots) is not; what is left asks for a refill
+    accepted = [[], [], [True, False], [False, False, False, False]]
+    store.record_visit("p3", Visit(1, "pilot", 2, 0, 20, 0.0, 0.0))
+    allocation = allocator.allocate(_request(4, 32, _pilots(accepted), accepted, store, epoch=1))
+    assert allocation.samples.tolist() == [0, 0, 6, 0]
+    # 32 − 6 pilots − 6 committed = 20 left; 4 prompts cost 12: refill 20 · 4 / 12 → 7 prompts
+    assert allocation.refill == 7 and allocation.metrics["committed_prompts"] == 1
+    stop = GVMPlusPlusAllocator(decay=1.0, refill=False)
+    stop.candidates(4)
+    assert stop.allocate(_request(4, 32, _pilots(accepted), accepted, store, epoch=1)).refill == 0
+    # RAFT: one accepted pilot is enough; all-wrong pilots are not
+    raft = GVMPlusPlusAllocator(decay=1.0)
+    raft.candidates(4)
+    accepted = [[], [], [True, True], [False, False, False, False]]
+    request = _request(4, 32, _pilots(accepted), accepted, store, epoch=1)
+    request.useful = "accepted"
+    assert raft.allocate(request).samples.tolist() == [0, 0, 6, 0]
+    # the evidence fades: far later the solved prompt is worth a pilot again
+    assert GVMPlusPlusAllocator(decay=1.0, skip_below=0.3).plan_pilots(PilotRequest(prompts, store, 12, 0, budget=32))[:2] == [0, 0]
+    assert GVMPlusPlusAllocator(decay=0.7, skip_below=0.3).plan_pilots(PilotRequest(prompts, store, 12, 0, budget=32))[:2] == [2, 2]
 
 
 def test_store_estimates_and_round_trip():
@@ -205,7 +225,7 @@ def test_zero_variance_streak_counts_recent_epochs_only():
 
 
 # ---------------------------------------------------------------- the peers' allocators (docs/method.md §7)
-from gvmlit.allocation import KnapsackAllocator, SelectiveRolloutAllocator, greedy_knapsack, knapsack_value, without_singletons  # noqa: E402
+from gvmlit.allocation import greedy_knapsack, knapsack_value, without_singletons  # noqa: E402
 
 
 def test_knapsack_value_closed_form():
@@ -227,45 +247,6 @@ def test_greedy_knapsack_is_optimal_on_a_small_instance():
     )
     assert knapsack_value(counts, p).sum() == pytest.approx(knapsack_value(np.array(best), p).sum())
     assert counts.sum() == 14 and 1 not in counts.tolist()
-
-
-def _visited(rates, samples=8, epoch=0):
-    store = PromptStatsStore()
-    for i, rate in enumerate(rates):
-        if rate is not None:
-            accepted = round(rate * samples)
-            store.record_visit(f"p{i}", Visit(epoch, "train", samples, accepted, 10, float(accepted == samples), float(accepted > 0)))
-    return store
-
-
-def test_knapsack_allocator_moves_budget_from_solved_to_mid_prompts():
-    rates = [1.0, 0.0, 0.5, 0.25, None, 1.0]
-    allocation = KnapsackAllocator(max_samples=16, fallback_samples=2).allocate(_request(6, 48, store=_visited(rates), epoch=1))
-    n = allocation.samples
-    assert n.sum() <= 48 and n[4] == 48 // 6  # an unseen prompt gets the uniform share to learn its p̂
-    assert n[0] == n[5] == 2 and n[1] >= 2  # solved / unsolved: the fallback share
-    assert n[2] >= n[0] and n[3] > 2 and n.max() <= 16  # the budget goes where groups carry gradients
-    assert allocation.metrics["unseen_prompts"] == 1 and allocation.metrics["extreme_prompts"] == 3
-
-
-def test_selective_rollout_skips_prompts_with_zero_variance_streaks_and_saves_their_samples():
-    store = PromptStatsStore()
-    for epoch in range(3):  # p0: all correct three times; p1: all wrong once; p2: mixed
-        store.record_visit("p0", Visit(epoch, "train", 4, 4, 10, 1.0, 1.0))
-        store.record_visit("p2", Visit(epoch, "train", 4, 2, 10, 0.0, 1.0))
-    store.record_visit("p1", Visit(2, "train", 4, 0, 10, 0.0, 0.0))
-    allocator = SelectiveRolloutAllocator(exploration=0.5, seed=3)
-    skipped = np.zeros(4)
-    for trial in range(200):  # the skipping is random (seeded): p0 is skipped with 1 − 0.5³, p1 with 1 − 0.5
-        allocator.seed = trial
-        n = allocator.allocate(_request(4, 16, store=store, epoch=3)).samples
-        assert n.sum() <= 16 and set(n.tolist()) <= {0, 4}  # uniform shares, the skipped ones not drawn
-        skipped += n == 0
-    assert skipped[2] == skipped[3] == 0
-    assert 0.8 < skipped[0] / 200 < 0.95 and 0.35 < skipped[1] / 200 < 0.65
-    refill = SelectiveRolloutAllocator(exploration=0.05, min_exploration=0.05, spend="refill")
-    n = refill.allocate(_request(4, 16, store=store, epoch=3)).samples
-    assert n.sum() == 16 and n[0] == 0  # refill: the kept prompts share the whole budget
 
 
 def test_without_singletons_keeps_the_total():

@@ -1,10 +1,11 @@
-"""Budget allocators: how many samples each prompt gets (uniform, GVM, GVM++, Knapsack RL, GRESO-style
-skipping), and the per-prompt statistics they read."""
+"""Budget allocators: how many samples each prompt gets (uniform, GVM, GVM++, and the peers: Knapsack RL,
+GRESO, Pilot-Commit, a zero-variance filter), and the per-prompt statistics they read."""
 
 from gvmlit.allocation.base import Allocation, AllocationRequest, BudgetAllocator, PilotRequest
 from gvmlit.allocation.gvm import GVMAllocator
 from gvmlit.allocation.gvmpp import GVMPlusPlusAllocator
-from gvmlit.allocation.knapsack import KnapsackAllocator
+from gvmlit.allocation.knapsack import KnapsackAllocator, knapsack_rl_value
+from gvmlit.allocation.pilot_commit import PilotCommitAllocator
 from gvmlit.allocation.rules import (
     bounded_allocation,
     capped_allocation,
@@ -18,6 +19,7 @@ from gvmlit.allocation.rules import (
 from gvmlit.allocation.selective import SelectiveRolloutAllocator
 from gvmlit.allocation.store import GradNormObservation, PromptHistory, PromptStatsStore, Visit
 from gvmlit.allocation.uniform import UniformAllocator
+from gvmlit.allocation.zero_variance import ZeroVarianceFilterAllocator
 
 __all__ = [
     "Allocation",
@@ -28,16 +30,19 @@ __all__ = [
     "GVMPlusPlusAllocator",
     "GradNormObservation",
     "KnapsackAllocator",
+    "PilotCommitAllocator",
     "PromptHistory",
     "PromptStatsStore",
     "SelectiveRolloutAllocator",
     "UniformAllocator",
     "Visit",
+    "ZeroVarianceFilterAllocator",
     "bounded_allocation",
     "capped_allocation",
     "greedy_knapsack",
     "gvm_allocation",
     "gvm_weights",
+    "knapsack_rl_value",
     "knapsack_value",
     "round_to_budget",
     "without_singletons",
