@@ -1,4 +1,7 @@
-"""The allocator study: allocators × algorithms × regimes × seeds on the built-in task, one command.
+"""The quick allocator comparison: allocators × algorithms × regimes × seeds on the built-in task, through
+``gvmlit ablate`` (budgets in epochs, samples-to-level tables). The pre-registered study — budgets in
+generated samples, one JSON file per run, paired ΔAUC intervals — is ``bench/study.py``
+(docs/study/PROTOCOL.md).
 
     python bench/ablate.py --study                        # everything (budget: ≤ 90 min on 2 idle cores)
     python bench/ablate.py --study --regimes math_like --algorithms grpo --seeds 0
@@ -64,9 +67,11 @@ ALLOCATORS = {
     "gvmpp": "configs/allocator/gvmpp.yaml",
     "knapsack": "configs/allocator/knapsack.yaml",
     "greso": "configs/allocator/greso.yaml",
-    "dapo": "--model.init_args.dynamic_sampling=true",  # GRPO only: uniform allocation, zero-variance filter, refills
+    "zero_variance_filter": "configs/allocator/zero_variance_filter.yaml",
+    "pilot_commit": "configs/allocator/pilot_commit.yaml",
+    "dapo": "--model.init_args.groups.dynamic_sampling=true",  # GRPO only: uniform allocation, zero-variance filter, refills
 }
-COMMON = ["--data.init_args.val_size=64", "--model.init_args.val_samples=4", "--trainer.check_val_every_n_epoch=2", "--model.init_args.sampler.init_args.progress=false",
+COMMON = ["--data.init_args.val_size=64", "--model.init_args.evaluation.samples=4", "--trainer.check_val_every_n_epoch=2", "--model.init_args.sampler.init_args.progress=false",
           "--model.init_args.verifier.init_args.progress=false"]  # fmt: skip
 METRIC = "val/mean@4"
 

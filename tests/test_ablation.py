@@ -1,6 +1,13 @@
-"""The ablation's curves: held-out accuracy against samples and against training seconds."""
+"""The ablation and the study: curves, the sample-budget stop, and the analysis on synthetic run files."""
+
+import json
+import math
+
+import numpy as np
+import pytest
 
 from gvmlit.ablation import run_curves
+from gvmlit.study.stats import area_under_curve, bca_interval, curve_value, first_reaching, paired_t_interval, t_quantile
 
 
 def test_seconds_pair_each_evaluation_with_the_epochs_before_it():
@@ -13,3 +20,92 @@ def test_seconds_pair_each_evaluation_with_the_epochs_before_it():
     curves = run_curves(scalars, "val/mean@4")
     assert curves["samples"] == [(0, 0.30), (1024, 0.40), (2048, 0.50)]
     assert curves["seconds"] == [(0.0, 0.30), (3.0, 0.40), (10.0, 0.50)]
+
+
+# ---------------------------------------------------------------- the study's statistics
+def test_area_levels_and_intervals_against_hand_computations():
+    curve = [(0, 0.4), (100, 0.5), (200, 0.6)]
+    assert area_under_curve(curve, 200) == pytest.approx(0.5)
+    assert area_under_curve(curve, 150) == pytest.approx((45 + 26.25) / 150)  # cut and interpolated at the budget
+    assert curve_value(curve, 250) == 0.6  # flat beyond the last evaluation
+    assert first_reaching(curve, 0.55) == pytest.approx(150)  # interpolated between the evaluations around it
+    assert first_reaching(curve, 0.3) == 100  # π0's own point does not count
+    assert math.isinf(first_reaching(curve, 0.7))
+    assert t_quantile(0.975, 9) == pytest.approx(2.262, abs=1e-3) and t_quantile(0.975, 2) == pytest.approx(4.303, abs=1e-3)
+    mean, low, high = paired_t_interval([1.0, 2.0, 3.0, 4.0])
+    assert (mean, low, high) == pytest.approx((2.5, 2.5 - 3.1824 * 1.2910 / 2, 2.5 + 3.1824 * 1.2910 / 2), abs=1e-3)
+    # BCa on a symmetric sample: close to the percentile interval, around the mean, and reproducible
+    differences = np.random.default_rng(0).normal(0.02, 0.01, size=12)
+    first, second = bca_interval(differences), bca_interval(differences)
+    assert first == second and first[1] < first[0] < first[2]
+    assert first[2] - first[1] == pytest.approx(2 * 1.96 * differences.std(ddof=1) / np.sqrt(12), rel=0.25)
+
+
+def _synthetic_run(arm, seed, end, regime="math_like", algorithm="grpo", split="heldout", budget=1000):
+    """A run file whose curve is a straight line from 0.4 at 0 samples to ``end`` at the budget (AUC = (0.4 + end) / 2)."""
+    curve = [{"samples": s, "tokens": 20 * s, "wall_s": s / 100, "mean_at_k": 0.4 + (end - 0.4) * s / budget, "greedy": 0.5} for s in range(0, budget + 1, 250)]
+    return {
+        "regime": regime, "split": split, "algorithm": algorithm, "arm": arm, "seed": seed, "commit": "0" * 40, "budget": budget,
+        "curve_k": 4, "curve": curve, "final": {"samples": budget, "tokens": 20 * budget, "wall_s": 10.0},
+        "test": {"problems": 2, "k": 8, "mean_at_k": end, "greedy": 0.5, "samples": budget},
+        "test_outcomes": [{"id": "a", "correct": 4, "k": 8, "greedy_correct": True}, {"id": "b", "correct": 0, "k": 8, "greedy_correct": False}],
+        "behaviour": {"estimation_share": 0.01, "informative_sample_share": 0.5}, "revisit": {"revisit_rate": 0.6},
+    }  # fmt: skip
+
+
+def test_a_synthetic_pair_of_arms_gives_the_known_delta_auc_and_interval(tmp_path):
+    from gvmlit.study.analysis import analyze
+
+    uniform_ends = [0.60, 0.62, 0.58, 0.61]
+    deltas = [0.01, 0.03, 0.02, 0.04]  # GVM++'s AUC − uniform's, seed by seed
+    for seed, (end, delta) in enumerate(zip(uniform_ends, deltas)):
+        for arm, value in (("uniform", end), ("gvmpp", end + 2 * delta)):
+            path = tmp_path / "runs" / "math_like" / "grpo" / arm / f"seed{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(_synthetic_run(arm, seed, value)))
+    (comparison,) = analyze(tmp_path / "runs", tmp_path / "out", plots=False)
+    result = comparison["against_uniform"]["gvmpp"]
+    assert result["differences"] == pytest.approx(deltas)
+    half = 3.1824 * np.std(deltas, ddof=1) / 2  # t(0.975, 3) · sd / √4
+    assert result["mean"] == pytest.approx(0.025) and result["t_interval"] == pytest.approx([0.025 - half, 0.025 + half], abs=1e-4)
+    low, high = result["bca_interval"]
+    assert 0.01 <= low < 0.025 < high <= 0.04  # within the range of the differences
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "primary comparison" in text and "+0.025" in text
+    # the pre-registered levels are π0 + 0.05, 0.10, 0.15; uniform (seed 0) reaches 0.45 at 250 samples, never 0.55 with end 0.58
+    assert comparison["levels"] == pytest.approx([0.45, 0.50, 0.55])
+    uniform = {s["seed"]: s for s in comparison["summaries"]["uniform"]}
+    assert uniform[0]["to_level"][0] == pytest.approx(250) and uniform[2]["to_level"][2] == pytest.approx(1000 * 0.15 / 0.18)
+    assert uniform[0]["last_quarter_gain"] == pytest.approx(0.05)
+
+
+# ---------------------------------------------------------------- gvmlit ablate: recomputes, merges, equal samples
+def _ablation_run(directory, values, greedy, final_samples):
+    from torch.utils.tensorboard import SummaryWriter
+
+    directory.mkdir(parents=True)
+    writer = SummaryWriter(str(directory / "run"))
+    for (samples, mean, passed), g in zip(values, greedy):
+        writer.add_scalar("val/mean@4_vs_samples", mean, samples)
+        writer.add_scalar("val/pass@4_vs_samples", passed, samples)
+        writer.add_scalar("val/accuracy_vs_samples", g, samples)
+    writer.close()
+    curve = [[s, m] for s, m, _ in values]  # what an older summary cached: mean@4 only
+    (directory / "result.json").write_text(json.dumps({"arm": directory.parent.name, "seed": 0, "curves": {"samples": curve, "seconds": []}, "final": {}}))
+
+
+def test_ablate_summarize_recomputes_for_the_metric_and_merges_arms_already_there(tmp_path):
+    from types import SimpleNamespace
+
+    from gvmlit.ablation import ablate
+
+    _ablation_run(tmp_path / "uniform" / "seed0", [(0, 0.3, 0.5), (100, 0.4, 0.7), (200, 0.5, 0.8)], [0.4, 0.5, 0.6], 200)
+    _ablation_run(tmp_path / "gvmpp" / "seed0", [(0, 0.3, 0.5), (100, 0.5, 0.75), (150, 0.6, 0.9)], [0.4, 0.6, 0.7], 150)
+    args = SimpleNamespace(out=str(tmp_path), arm=["gvmpp=x"], seeds=[0], jobs=1, run=False, metric="val/pass@4", levels=[0.7], title="t")
+    results = ablate(args, [])
+    assert [r["arm"] for r in results] == ["gvmpp", "uniform"]  # the arm asked for, then the one already in the folder
+    assert results[1]["curves"]["samples"][-1] == (200, pytest.approx(0.8))  # pass@4, read afresh (the cache held mean@4)
+    table = (tmp_path / "ablation.md").read_text()
+    # at equal samples (150, the spend both reached): pass@4 0.9 and 0.75, greedy 0.7 and 0.55
+    assert "At equal samples (150" in table and "| gvmpp | 0.900 ± 0.000 | 0.700 ± 0.000 | 150 |" in table
+    assert "| uniform | 0.750 ± 0.000 | 0.550 ± 0.000 | 200 |" in table

@@ -5,12 +5,17 @@
         --seeds 0 1 2 --epochs 10 --out runs/ablate/grpo [-- any other override, e.g. --data.init_args.batch_size=16]
 
 Every run is ``gvmlit fit --config RECIPE… --model.init_args.allocator=ARM --seed_everything=SEED``
-(``--key`` swaps another key than the allocator). Any recipe works, the user's own task included. A
-finished run leaves ``result.json`` in its directory and is not run again, so an interrupted ablation
-resumes where it stopped. Held-out accuracy is read from the runs' TensorBoard files against the
-generated training samples (pilots included) and against wall time. Outputs in ``--out``:
-``ablation.md`` (samples and seconds to first reach each accuracy level, final accuracy, spread over
-seeds, ratios to the first arm), ``ablation.png`` and ``results.json``.
+(``--key`` swaps another key than the allocator); the seed is the run seed, so it moves the training
+pool of a generated task, the prompt order, sampling and the allocator's randomness. Any recipe works,
+the user's own task included. A finished run leaves ``result.json`` in its directory and is not run
+again, so an interrupted ablation resumes where it stopped; arms already in ``--out`` from earlier
+calls join the tables (adding an arm merges it in). Held-out accuracy is read from the runs'
+TensorBoard files against the generated training samples (pilots included) and against wall time,
+afresh on every call, so ``--summarize --metric M`` recomputes everything for M. Outputs in ``--out``:
+``ablation.md`` (samples and seconds to first reach each accuracy level, the metric and greedy accuracy
+at equal samples — the spend every run reached —, final values, spread over seeds, ratios to the first
+arm), ``ablation.png`` and ``results.json``. For a pre-registered study with paired intervals see
+``bench/study.py`` (docs/study/PROTOCOL.md).
 """
 
 from __future__ import annotations
@@ -43,14 +48,35 @@ def read_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: sorted(values.items()) for tag, values in scalars.items()}
 
 
+GREEDY = "val/accuracy"
+
+
 def run_curves(scalars: dict, metric: str) -> dict:
-    """The run's held-out ``metric`` against generated samples and against training seconds."""
+    """The run's held-out ``metric`` (and greedy accuracy) against generated samples, and ``metric``
+    against training seconds."""
     by_samples = scalars.get(f"{metric}_vs_samples", [])
     epochs = scalars.get("time/epoch_seconds", [])  # at the global step each epoch ended
     # an evaluation at global step s comes after every epoch that ended at a step ≤ s (not after the
     # i-th epoch: with check_val_every_n_epoch > 1 epochs and evaluations do not pair one to one)
     by_seconds = [(float(sum(t for end, t in epochs if end <= step)), v) for step, v in scalars.get(metric, [])]
-    return {"samples": by_samples, "seconds": by_seconds}
+    return {"samples": by_samples, "seconds": by_seconds, "greedy": scalars.get(f"{GREEDY}_vs_samples", [])}
+
+
+def load_result(directory: Path, metric: str) -> dict | None:
+    """A finished run's ``result.json`` with its curves read afresh for ``metric`` from its TensorBoard
+    files (so a summary for another metric recomputes, never reuses a cached one); None if unfinished."""
+    done = directory / "result.json"
+    if not done.is_file():
+        return None
+    result = json.loads(done.read_text())
+    scalars = read_scalars(directory)
+    if scalars:
+        if f"{metric}_vs_samples" not in scalars:
+            logged = sorted(t[: -len("_vs_samples")] for t in scalars if t.startswith("val/") and t.endswith("_vs_samples"))
+            raise GvmlitError(f"run {directory} logged no {metric!r} (--metric); it logged: {', '.join(logged) or 'no evaluation'}")
+        result["curves"] = run_curves(scalars, metric)
+    result["metric"] = metric
+    return result
 
 
 def run_one(arm: str, value: str, seed: int, args, overrides: list[str]) -> dict:
@@ -58,7 +84,7 @@ def run_one(arm: str, value: str, seed: int, args, overrides: list[str]) -> dict
     directory = Path(args.out) / arm / f"seed{seed}"
     done = directory / "result.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        return load_result(directory, args.metric)
     if not args.run:  # summarising only: an unfinished run is left out
         return None
     command = [sys.executable, "-m", "gvmlit", "fit"]
@@ -106,10 +132,19 @@ def first_reaching(curve: list, level: float) -> float:
     return next((float(x) for x, value in curve if x > 0 and value >= level), float("inf"))
 
 
+def value_at(curve: list, samples: float) -> float:
+    """The curve's value at ``samples`` generated samples (linear between evaluations); nan without a curve."""
+    if not curve:
+        return float("nan")
+    xs, ys = zip(*sorted(curve))
+    return float(np.interp(samples, xs, ys))
+
+
 def summarize(results: list[dict], levels: list[float], metric: str, title: str = "") -> str:
-    """A Markdown table: per arm, generated samples to first reach each level and to reach the first
+    """Markdown tables: per arm, generated samples to first reach each level and to reach the first
     arm's final value (the reference, e.g. uniform's), mean ± std over the seeds that got there (how
-    many did, ratio to the first arm), seconds to that value, and the final value."""
+    many did, ratio to the first arm), seconds to that value, and the final value; then ``metric`` and
+    greedy accuracy at equal samples (the spend every run reached)."""
     arms = list(dict.fromkeys(r["arm"] for r in results))
     reference_final = float(np.mean([r["curves"]["samples"][-1][1] for r in results if r["arm"] == arms[0] and r["curves"]["samples"]]))
     targets = [*levels, reference_final]
@@ -135,6 +170,18 @@ def summarize(results: list[dict], levels: list[float], metric: str, title: str 
         finals = [r["curves"]["samples"][-1][1] for r in runs if r["curves"]["samples"]]
         cells.append(f"{np.mean(finals):.3f} ± {np.std(finals):.3f}" if finals else "n/a")
         lines.append(f"| {arm} | {len(runs)} | " + " | ".join(cells) + " |")
+    common = min((r["curves"]["samples"][-1][0] for r in results if r["curves"]["samples"]), default=0)
+    lines += ["", f"At equal samples ({common:.0f}, the spend every run reached):", "",
+              f"| arm | {metric} | greedy accuracy | final spend (samples) |", "|---|---|---|---|"]  # fmt: skip
+    for arm in arms:
+        runs = [r for r in results if r["arm"] == arm]
+        at = [value_at(r["curves"]["samples"], common) for r in runs]
+        greedy = [v for v in (value_at(r["curves"].get("greedy", []), common) for r in runs) if np.isfinite(v)]
+        spend = [r["curves"]["samples"][-1][0] for r in runs if r["curves"]["samples"]]
+        lines.append(
+            f"| {arm} | {np.mean(at):.3f} ± {np.std(at):.3f} | " + (f"{np.mean(greedy):.3f} ± {np.std(greedy):.3f}" if greedy else "n/a")
+            + f" | {np.mean(spend):.0f} |"
+        )  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -169,7 +216,16 @@ def ablate(args, overrides: list[str]) -> list[dict]:
     jobs = [(name, value, seed) for seed in args.seeds for name, value in arms]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = [r for r in pool.map(lambda job: run_one(*job, args, overrides), jobs) if r is not None]
-    results.sort(key=lambda r: ([a for a, _ in arms].index(r["arm"]), r["seed"]))
+    # arms (and seeds) finished in this folder by earlier calls join the tables: adding an arm merges it in
+    named = {(r["arm"], r["seed"]) for r in results}
+    for done in sorted(out.glob("*/seed*/result.json")):
+        arm, seed = done.parent.parent.name, int(done.parent.name[len("seed") :])
+        if (arm, seed) not in named:
+            earlier = load_result(done.parent, args.metric)
+            if earlier is not None:
+                results.append(earlier)
+    order = [a for a, _ in arms] + sorted({r["arm"] for r in results} - {a for a, _ in arms})
+    results.sort(key=lambda r: (order.index(r["arm"]), r["seed"]))
     (out / "results.json").write_text(json.dumps({"args": vars(args), "overrides": overrides, "runs": results}, indent=1))
     table = summarize(results, args.levels, args.metric, args.title)
     (out / "ablation.md").write_text(table)

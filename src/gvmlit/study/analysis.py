@@ -1,0 +1,241 @@
+"""Every table and plot of the study, rebuilt from the run files alone (no rerun), in seconds.
+
+    python bench/study.py analyze [--runs docs/study/runs] [--out docs/study]
+
+Per regime × algorithm, from ``<runs>/<regime>/<algorithm>/<arm>/seed<k>.json`` (gvmlit.study.runs):
+
+- **the primary comparison** (docs/study/PROTOCOL.md): GVM++ minus uniform, GRPO, paired ΔAUC of mean@k
+  against generated samples, 0 … B (the regime's budget), with a paired-t and a BCa bootstrap 95 %
+  interval over the seeds both arms ran;
+- secondary, and labelled so: every other arm minus uniform, GVM++ minus the strongest peer; the same
+  for greedy accuracy; samples to reach each pre-registered level (π0's mean@k + 0.05, + 0.10, + 0.15,
+  interpolated between evaluations) with how many runs never reached it; accuracy at equal final spend
+  (mean@k and greedy read on each curve at B); the final test (512 problems, mean@8 and greedy) with the
+  spend it was taken at; uniform's gain over the last quarter of the budget; what each arm did.
+
+Writes ``<out>/results.md`` (the tables), ``<out>/results.json`` (every number in them),
+``<out>/<regime>_<algorithm>.png`` (mean@k against generated samples, one line per arm, mean over seeds
+with a ±1 standard error band) and ``<out>/delta_auc.png`` (ΔAUC against uniform with both intervals).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from gvmlit.study.stats import area_under_curve, bca_interval, curve_value, first_reaching, paired_t_interval
+
+#: pre-registered accuracy levels: π0's mean@k (mean over the comparison's runs) plus these
+LEVEL_GAINS = (0.05, 0.10, 0.15)
+#: the peers GVM++ is compared with (the strongest of them on the tuning regimes is named in PROTOCOL.md)
+PEERS = ("zero_variance_filter", "gvm", "knapsack", "greso", "dapo", "pilot_commit")
+ARM_ORDER = ("uniform", "gvmpp", "gvmpp_stop", "zero_variance_filter", "gvm", "knapsack", "greso", "dapo", "pilot_commit")
+
+
+def load_runs(root: Path) -> list[dict]:
+    """Every run file under ``root`` (``<regime>/<algorithm>/<arm>/seed<k>.json``)."""
+    return [json.loads(path.read_text()) for path in sorted(Path(root).glob("*/*/*/seed*.json"))]
+
+
+def points(run: dict, key: str = "mean_at_k") -> list[tuple[float, float]]:
+    return [(p["samples"], p[key]) for p in run["curve"]]
+
+
+def run_summary(run: dict, budget: float, levels: list[float]) -> dict:
+    """What one run contributes to the tables."""
+    curve, greedy = points(run), points(run, "greedy")
+    return {
+        "seed": run["seed"],
+        "auc": area_under_curve(curve, budget),
+        "auc_greedy": area_under_curve(greedy, budget),
+        "at_budget": curve_value(curve, budget),
+        "greedy_at_budget": curve_value(greedy, budget),
+        "last_quarter_gain": curve_value(curve, budget) - curve_value(curve, 0.75 * budget),
+        "to_level": [first_reaching(curve, level) for level in levels],
+        "final_samples": run["final"]["samples"],
+        "final_tokens": run["final"]["tokens"],
+        "wall_s": run["final"].get("wall_s", float("nan")),
+        "test_mean": run["test"]["mean_at_k"],
+        "test_greedy": run["test"]["greedy"],
+        "test_samples": run["test"].get("samples", run["final"]["samples"]),
+        "estimation_share": run.get("behaviour", {}).get("estimation_share", float("nan")),
+        "informative_share": run.get("behaviour", {}).get("informative_sample_share", float("nan")),
+        "revisit_rate": run.get("revisit", {}).get("revisit_rate", float("nan")),
+    }
+
+
+def paired(summaries: dict[str, dict[int, dict]], arm: str, reference: str, key: str = "auc") -> dict | None:
+    """Paired differences ``arm`` − ``reference`` of ``key`` over the seeds both ran, with intervals."""
+    if arm not in summaries or reference not in summaries:
+        return None
+    seeds = sorted(set(summaries[arm]) & set(summaries[reference]))
+    if not seeds:
+        return None
+    differences = [summaries[arm][s][key] - summaries[reference][s][key] for s in seeds]
+    mean, t_low, t_high = paired_t_interval(differences)
+    _, b_low, b_high = bca_interval(differences)
+    return {"arm": arm, "reference": reference, "metric": key, "seeds": seeds, "differences": differences,
+            "mean": mean, "t_interval": [t_low, t_high], "bca_interval": [b_low, b_high]}  # fmt: skip
+
+
+def compare(runs: list[dict]) -> dict:
+    """All numbers of one regime × algorithm."""
+    budget = float(runs[0]["budget"])
+    start = float(np.mean([r["curve"][0]["mean_at_k"] for r in runs]))
+    levels = [round(start + gain, 4) for gain in LEVEL_GAINS]
+    summaries: dict[str, dict[int, dict]] = defaultdict(dict)
+    for run in runs:
+        summaries[run["arm"]][run["seed"]] = run_summary(run, budget, levels)
+    arms = sorted(summaries, key=lambda a: (ARM_ORDER.index(a) if a in ARM_ORDER else len(ARM_ORDER), a))
+    against_uniform = {arm: paired(summaries, arm, "uniform") for arm in arms if arm != "uniform"}
+    greedy_against_uniform = {arm: paired(summaries, arm, "uniform", "auc_greedy") for arm in arms if arm != "uniform"}
+    peers = [a for a in arms if a in PEERS and against_uniform.get(a)]
+    strongest = max(peers, key=lambda a: against_uniform[a]["mean"]) if peers else None
+    return {
+        "regime": runs[0]["regime"], "algorithm": runs[0]["algorithm"], "split": runs[0]["split"], "budget": budget,
+        "pi0_mean_at_k": start, "levels": levels, "arms": arms,
+        "summaries": {arm: [summaries[arm][s] for s in sorted(summaries[arm])] for arm in arms},
+        "against_uniform": against_uniform, "greedy_against_uniform": greedy_against_uniform,
+        "strongest_peer": strongest,
+        "gvmpp_against_strongest_peer": paired(summaries, "gvmpp", strongest) if strongest else None,
+        "gvmpp_stop_against_gvmpp": paired(summaries, "gvmpp_stop", "gvmpp"),
+    }  # fmt: skip
+
+
+def _interval(result: dict | None, digits: int = 3) -> str:
+    if not result:
+        return "–"
+    low_t, high_t = result["t_interval"]
+    low_b, high_b = result["bca_interval"]
+    f = f"{{:+.{digits}f}}"
+    t = f"[{f.format(low_t)}, {f.format(high_t)}]" if np.isfinite(low_t) else "[n/a]"
+    b = f"[{f.format(low_b)}, {f.format(high_b)}]" if np.isfinite(low_b) else "[n/a]"
+    return f"{f.format(result['mean'])} t{t} BCa{b}"
+
+
+def _mean_sd(values, digits: int = 3) -> str:
+    values = [v for v in values if np.isfinite(v)]
+    if not values:
+        return "–"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1) if len(values) > 1 else 0.0:.{digits}f}"
+
+
+def table(comparison: dict) -> str:
+    """The Markdown tables of one regime × algorithm."""
+    c = comparison
+    budget = c["budget"]
+    head = f"### {c['regime']} ({c['split']}), {c['algorithm']}: budget {budget:.0f} generated samples; π0 mean@k {c['pi0_mean_at_k']:.3f}"
+    lines = [head, ""]
+    primary = c["against_uniform"].get("gvmpp")
+    label = "primary comparison" if c["algorithm"] == "grpo" and c["split"] == "heldout" else "GVM++ − uniform (tuning regime: not the primary comparison)"
+    lines.append(f"**{label}**: ΔAUC of mean@k, GVM++ − uniform = {_interval(primary)} over {len(primary['seeds']) if primary else 0} paired seeds.")
+    uniform = c["summaries"].get("uniform", [])
+    if uniform:
+        gains = [s["last_quarter_gain"] for s in uniform]
+        mean, low, high = paired_t_interval(gains)
+        lines.append(f"Uniform's gain over the last quarter of the budget: {mean:+.3f} (t 95 % [{low:+.3f}, {high:+.3f}]).")
+    lines += ["", "| arm | seeds | AUC mean@k | ΔAUC vs uniform (95 %) | ΔAUC greedy vs uniform | mean@k at B | greedy at B | test mean@8 | test greedy | spend at test (×B) | tokens |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for arm in c["arms"]:
+        s = c["summaries"][arm]
+        spend = np.mean([x["test_samples"] for x in s]) / budget
+        lines.append(
+            f"| {arm} | {len(s)} | {_mean_sd([x['auc'] for x in s])} | {_interval(c['against_uniform'].get(arm))} | "
+            f"{_interval(c['greedy_against_uniform'].get(arm))} | {_mean_sd([x['at_budget'] for x in s])} | {_mean_sd([x['greedy_at_budget'] for x in s])} | "
+            f"{_mean_sd([x['test_mean'] for x in s])} | {_mean_sd([x['test_greedy'] for x in s])} | {spend:.3f} | {np.mean([x['final_tokens'] for x in s]):.0f} |"
+        )  # fmt: skip
+    lines += ["", "Secondary: generated samples to first reach each pre-registered level (mean over the runs that reached it; never = runs that did not):", "",
+              "| arm | " + " | ".join(f"to {lv:.3f} (π0 + {g:.2f})" for lv, g in zip(c["levels"], LEVEL_GAINS)) + " | estimation share of epoch time | informative sample share | revisit rate |",
+              "|---|" + "---|" * (len(c["levels"]) + 3)]  # fmt: skip
+    for arm in c["arms"]:
+        s = c["summaries"][arm]
+        cells = []
+        for k in range(len(c["levels"])):
+            reached = [x["to_level"][k] for x in s if np.isfinite(x["to_level"][k])]
+            never = len(s) - len(reached)
+            cells.append((f"{np.mean(reached):.0f}" if reached else "–") + f" (never {never}/{len(s)})")
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {np.nanmean([x['estimation_share'] for x in s]):.3f} | "
+                     f"{np.nanmean([x['informative_share'] for x in s]):.2f} | {np.nanmean([x['revisit_rate'] for x in s]):.2f} |")  # fmt: skip
+    peer = c["strongest_peer"]
+    if peer:
+        lines += ["", f"Secondary: the strongest peer here by mean ΔAUC is **{peer}**; GVM++ − {peer}: {_interval(c['gvmpp_against_strongest_peer'])}."]
+    if c.get("gvmpp_stop_against_gvmpp"):
+        lines.append(f"GVM++ without re-spending (gvmpp_stop) − GVM++: {_interval(c['gvmpp_stop_against_gvmpp'])}.")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(comparison: dict, runs: list[dict], path: Path) -> None:
+    """mean@k against generated samples, one line per arm (mean over seeds, ±1 standard error band)."""
+    from gvmlit.plots import plt
+
+    budget = comparison["budget"]
+    grid = np.linspace(0, budget, 81)
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    for arm in comparison["arms"]:
+        curves = [points(r) for r in runs if r["arm"] == arm]
+        values = np.array([[curve_value(c, x) for x in grid] for c in curves])
+        mean = values.mean(0)
+        error = values.std(0, ddof=1) / np.sqrt(len(curves)) if len(curves) > 1 else np.zeros_like(mean)
+        style = "-" if arm in ("uniform", "gvmpp") else "--"
+        line = ax.plot(grid, mean, style, lw=2.2 if arm in ("uniform", "gvmpp") else 1.3, label=f"{arm} ({len(curves)})")[0]
+        ax.fill_between(grid, mean - error, mean + error, color=line.get_color(), alpha=0.12)
+    ax.set_xlim(0, budget)
+    ax.set_xlabel("generated training samples (pilots, refills, dropped groups included)")
+    ax.set_ylabel(f"held-out mean@{runs[0].get('curve_k', 4)}")
+    ax.set_title(f"{comparison['regime']} ({comparison['split']}), {comparison['algorithm']}: mean over seeds ± 1 s.e.")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title="arm (seeds)", title_fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_deltas(comparisons: list[dict], path: Path) -> None:
+    """ΔAUC of mean@k against uniform, every arm and regime, with the paired-t (thick) and BCa (thin) intervals."""
+    from gvmlit.plots import plt
+
+    rows = [(f"{c['regime']}/{c['algorithm']}", arm, r) for c in comparisons for arm, r in c["against_uniform"].items() if r]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(7.5, 0.28 * len(rows) + 1.4))
+    for y, (group, arm, r) in enumerate(rows):
+        color = "C3" if arm == "gvmpp" else "C0"
+        if np.isfinite(r["bca_interval"][0]):
+            ax.plot(r["bca_interval"], [y, y], color=color, lw=1)
+        if np.isfinite(r["t_interval"][0]):
+            ax.plot(r["t_interval"], [y, y], color=color, lw=3, alpha=0.5)
+        ax.plot([r["mean"]], [y], "o", color=color, ms=4)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(rows)), [f"{group}: {arm}" for group, arm, _ in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("ΔAUC of mean@k against uniform (paired over seeds; thick: t 95 %, thin: BCa 95 %)")
+    ax.set_title("Every arm against uniform, per generated sample")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def analyze(runs_root: Path, out: Path, plots: bool = True) -> list[dict]:
+    """Rebuild ``results.md``, ``results.json`` and the plots from the run files under ``runs_root``."""
+    runs = load_runs(runs_root)
+    if not runs:
+        raise SystemExit(f"no run files under {runs_root}")
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for run in runs:
+        groups[(run["split"], run["regime"], run["algorithm"])].append(run)
+    comparisons = [compare(group) for _, group in sorted(groups.items(), key=lambda kv: (kv[0][0] != "heldout", kv[0][1], kv[0][2]))]
+    out.mkdir(parents=True, exist_ok=True)
+    text = ["# Study results", "", f"Rebuilt by `python bench/study.py analyze` from {len(runs)} run files under `{runs_root.name}/`.", ""]
+    text += [table(c) for c in comparisons]
+    (out / "results.md").write_text("\n".join(text))
+    (out / "results.json").write_text(json.dumps(comparisons, indent=1, default=float))
+    if plots:
+        for c in comparisons:
+            plot_curves(c, groups[(c["split"], c["regime"], c["algorithm"])], out / f"{c['regime']}_{c['algorithm']}.png")
+        plot_deltas(comparisons, out / "delta_auc.png")
+    print(f"wrote {out / 'results.md'}, {out / 'results.json'} and {len(comparisons) + 1 if plots else 0} plots")
+    return comparisons
