@@ -109,3 +109,32 @@ def test_ablate_summarize_recomputes_for_the_metric_and_merges_arms_already_ther
     # at equal samples (150, the spend both reached): pass@4 0.9 and 0.75, greedy 0.7 and 0.55
     assert "At equal samples (150" in table and "| gvmpp | 0.900 ± 0.000 | 0.700 ± 0.000 | 150 |" in table
     assert "| uniform | 0.750 ± 0.000 | 0.550 ± 0.000 | 200 |" in table
+
+
+# ---------------------------------------------------------------- the sample-budget stop
+def test_runs_stop_at_their_budget_in_generated_samples(tmp_path):
+    """rollout.max_samples: the last epoch spends only what is left (dynamic sampling's refill rounds
+    too), and the run stops with the epoch that reaches it — arms of a comparison end at the same spend."""
+    import torch
+    from lightning.pytorch import Trainer
+
+    from gvmlit.algorithms import GRPO, RAFT, GroupSettings, Optimization, RolloutSettings
+    from gvmlit.data import ArithmeticTask, RolloutDataModule
+    from gvmlit.policy import PretrainedPolicy
+    from gvmlit.sampling import HFSampler
+    from gvmlit.verifiers import ArithmeticVerifier
+    from helpers import ROOT
+
+    common = dict(policy=PretrainedPolicy(str(ROOT / "models" / "arith-sft")), optim=Optimization(lr=1e-5),
+                  sampler=HFSampler(max_new_tokens=40, progress=False), verifier=ArithmeticVerifier(progress=False))  # fmt: skip
+    uniform = RAFT(rollout=RolloutSettings(samples_per_prompt=4, max_samples=60), **common)
+    dapo = GRPO(rollout=RolloutSettings(samples_per_prompt=4, max_samples=60, max_rounds=4), groups=GroupSettings(dynamic_sampling=True), **common)
+    for learner in (uniform, dapo):
+        torch.manual_seed(0)
+        data = RolloutDataModule(source=ArithmeticTask(num_train=60, num_val=0, seed=5), prompts_per_epoch=6, batch_size=16, prompt_template="{problem}=")
+        trainer = Trainer(max_epochs=10, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, logger=False,
+                          enable_checkpointing=False, default_root_dir=tmp_path)  # fmt: skip
+        trainer.fit(learner, datamodule=data)
+        assert learner.budget.training_samples == 60  # 24 + 24 + the 12 left (uniform); DAPO's rounds cut the same way
+        assert trainer.current_epoch < 10
+    assert uniform.epoch_result.epoch == 2 and uniform.epoch_result.metrics["budget/epoch_samples"] == 12
