@@ -144,8 +144,8 @@ def main() -> None:
     go.add_argument("--keep-scratch", action="store_true")
     go.add_argument("--git-commit", action="store_true", help="commit each run file as it lands")
     show = sub.add_parser("analyze", help="every table and plot from the run files")
-    show.add_argument("--runs", default=str(ROOT / "docs/study/runs"))
-    show.add_argument("--out", default=str(ROOT / "docs/study"))
+    show.add_argument("--runs", nargs="+", default=[str(ROOT / "docs/study/runs")], help="run-file folders (several: pooled)")
+    show.add_argument("--out", default=str(ROOT / "docs/study/results"))
     show.add_argument("--title", default="")
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
@@ -158,7 +158,7 @@ def main() -> None:
     else:
         from gvmlit.study.analysis import analyze
 
-        analyze(Path(args.runs), Path(args.out))
+        analyze([Path(r) for r in args.runs], Path(args.out))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Every table and plot of the study, rebuilt from the run files alone (no rerun), in seconds.
 
-    python bench/study.py analyze [--runs docs/study/runs] [--out docs/study]
+    python bench/study.py analyze [--runs docs/study/runs] [--out docs/study/results]
 
 Per regime × algorithm, from ``<runs>/<regime>/<algorithm>/<arm>/seed<k>.json`` (gvmlit.study.runs):
 
@@ -219,17 +219,20 @@ def plot_deltas(comparisons: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def analyze(runs_root: Path, out: Path, plots: bool = True) -> list[dict]:
-    """Rebuild ``results.md``, ``results.json`` and the plots from the run files under ``runs_root``."""
-    runs = load_runs(runs_root)
+def analyze(runs_root: Path | list[Path], out: Path, plots: bool = True) -> list[dict]:
+    """Rebuild ``results.md``, ``results.json`` and the plots from the run files under ``runs_root`` (one
+    folder or several, pooled: e.g. the study's runs with the design variants of docs/study/tuning/)."""
+    roots = [Path(runs_root)] if isinstance(runs_root, (str, Path)) else [Path(r) for r in runs_root]
+    runs = [run for root in roots for run in load_runs(root)]
     if not runs:
-        raise SystemExit(f"no run files under {runs_root}")
+        raise SystemExit(f"no run files under {', '.join(map(str, roots))}")
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for run in runs:
         groups[(run["split"], run["regime"], run["algorithm"])].append(run)
     comparisons = [compare(group) for _, group in sorted(groups.items(), key=lambda kv: (kv[0][0] != "heldout", kv[0][1], kv[0][2]))]
     out.mkdir(parents=True, exist_ok=True)
-    text = ["# Study results", "", f"Rebuilt by `python bench/study.py analyze` from {len(runs)} run files under `{runs_root.name}/`.", ""]
+    where = ", ".join(f"`{root.name}/`" for root in roots)
+    text = ["# Study results", "", f"Rebuilt by `python bench/study.py analyze` from {len(runs)} run files under {where}.", ""]
     text += [table(c) for c in comparisons]
     (out / "results.md").write_text("\n".join(text))
     (out / "results.json").write_text(json.dumps(comparisons, indent=1, default=float))

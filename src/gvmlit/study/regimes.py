@@ -9,21 +9,26 @@ randomness; the evaluation problems never move.
 
 Tuning regimes (GVM++ and the loss aggregation were chosen on these, and only these):
 
-- ``fresh``: 32 prompts an epoch from a pool of 2 000 — no prompt comes back in a run.
-- ``noise_bound``: 16 prompts an epoch from a pool of 64, 4 passes of mini-batches of 16 — each prompt
-  comes back every 4 epochs; small, noisy updates.
-- ``math_like``: 32 prompts an epoch from a pool of 96 in which a third of the problems are out of the
-  warm start's reach (3-digit sums) and easy ones get solved: many groups carry no gradient, as in math RL;
-  each prompt comes back every 3 epochs.
+Every regime: 16 prompts an epoch, 8 samples per prompt (N = 128), a budget of 20 uniform epochs
+(B = 2 560 generated samples), two passes over each epoch's rollouts, an evaluation every second epoch
+(and of π0) on 128 validation problems (4 samples and a greedy answer each), the final test on 500 test
+problems (8 samples and a greedy answer), responses up to 48 tokens.
+
+- ``fresh``: a pool of 2 000 — no prompt comes back in a run.
+- ``noise_bound``: a pool of 64, mini-batches of 16 — each prompt comes back every 4 epochs; small,
+  noisy updates.
+- ``math_like``: a pool of 48 in which a third of the problems are out of the warm start's reach
+  (3-digit sums) and easy ones get solved: many groups carry no gradient, as in math RL; each prompt
+  comes back every 3 epochs.
 
 Held-out regimes (designed before the freeze, never run before it; their generator seeds come from the
 frozen commit's hash, :func:`heldout_seeds`):
 
-- ``half_unsolvable`` (a): a pool of 128 whose second half is 4- and 5-term 3-digit sums, which π0 never
+- ``half_unsolvable`` (a): a pool of 64 whose second half is 4- and 5-term 3-digit sums, which π0 never
   solves; each prompt comes back every 4 epochs.
-- ``late_solvable`` (b): a pool of 64, half of it 3-term 3-digit sums — out of π0's reach at first, within
-  reach once two-term 3-digit sums (the other half) are learnt; each prompt comes back every 2 epochs,
-  so "skip after one zero-variance visit" is wrong there.
+- ``late_solvable`` (b): a pool of 32, half of it 3-term 3-digit sums — out of π0's reach at first, within
+  reach once 2-digit and two-term 3-digit sums (the other half) are learnt; each prompt comes back every
+  2 epochs, so "skip after one zero-variance visit" is wrong there.
 - ``mixed_digits`` (c): a task from another generator (:class:`~gvmlit.study.tasks.MixedDigitsTask`:
   terms of different lengths in one sum), a pool of 2 000 — prompts never come back (rare revisits).
 """
@@ -89,29 +94,29 @@ def _data(ppe: int, batch: int, update_epochs: int, pool: int) -> list[str]:
 
 
 REGIMES: dict[str, Regime] = {
-    "fresh": Regime("fresh", "tuning", 32, 20, _data(32, 32, 2, 2000), "never (32 new prompts an epoch from 2 000)"),
-    "noise_bound": Regime("noise_bound", "tuning", 16, 20, _data(16, 16, 4, 64), "every 4 epochs (16 an epoch from 64)"),
+    "fresh": Regime("fresh", "tuning", 16, 20, _data(16, 32, 2, 2000), "never (16 new prompts an epoch from 2 000)"),
+    "noise_bound": Regime("noise_bound", "tuning", 16, 20, _data(16, 16, 2, 64), "every 4 epochs (16 an epoch from 64)"),
     "math_like": Regime(
-        "math_like", "tuning", 32, 20,
-        [*_data(32, 32, 2, 96), "--data.init_args.source.init_args.levels=[[2,1],[3,1],[2,2],[3,2],[3,3],[4,3]]"],
-        "every 3 epochs (32 an epoch from 96)",
+        "math_like", "tuning", 16, 20,
+        [*_data(16, 32, 2, 48), "--data.init_args.source.init_args.levels=[[2,1],[3,1],[2,2],[3,2],[3,3],[4,3]]"],
+        "every 3 epochs (16 an epoch from 48)",
     ),  # fmt: skip
     "half_unsolvable": Regime(
-        "half_unsolvable", "heldout", 32, 20,
-        [*_data(32, 32, 2, 128), "--data.init_args.source.init_args.levels=[[2,1],[3,1],[2,2],[3,2],[4,3],[5,3]]",
+        "half_unsolvable", "heldout", 16, 20,
+        [*_data(16, 32, 2, 64), "--data.init_args.source.init_args.levels=[[2,1],[3,1],[2,2],[3,2],[4,3],[5,3]]",
          "--data.init_args.source.init_args.level_weights=[1,1,1,1,2,2]"],
-        "every 4 epochs (32 an epoch from 128)",
+        "every 4 epochs (16 an epoch from 64)",
     ),  # fmt: skip
     "late_solvable": Regime(
-        "late_solvable", "heldout", 32, 20,
-        [*_data(32, 32, 2, 64), "--data.init_args.source.init_args.levels=[[2,2],[2,3],[3,3]]",
+        "late_solvable", "heldout", 16, 20,
+        [*_data(16, 32, 2, 32), "--data.init_args.source.init_args.levels=[[2,2],[2,3],[3,3]]",
          "--data.init_args.source.init_args.level_weights=[1,1,2]"],
-        "every 2 epochs (32 an epoch from 64)",
+        "every 2 epochs (16 an epoch from 32)",
     ),  # fmt: skip
     "mixed_digits": Regime(
-        "mixed_digits", "heldout", 32, 20,
-        ["--data.init_args.source=gvmlit.study.tasks.MixedDigitsTask", *_data(32, 32, 2, 2000)],
-        "never (32 new prompts an epoch from 2 000)", source="gvmlit.study.tasks.MixedDigitsTask",
+        "mixed_digits", "heldout", 16, 20,
+        ["--data.init_args.source=gvmlit.study.tasks.MixedDigitsTask", *_data(16, 32, 2, 2000)],
+        "never (16 new prompts an epoch from 2 000)", source="gvmlit.study.tasks.MixedDigitsTask",
     ),  # fmt: skip
 }
 

@@ -37,6 +37,8 @@ BEHAVIOUR = {
     "budget/epoch_pilot_samples": "epoch_pilot_samples",
     "rollout/acceptance_rate": "acceptance_rate",
     "allocation/prompts_starved": "prompts_starved",
+    "allocation/compute_seconds": "allocator_compute_seconds",  # the allocator's own computation (GVM++ reports it)
+    "allocation/skipped_prompts": "skipped_prompts",
 }
 
 
@@ -97,9 +99,11 @@ def build_record(run_dir: Path, meta: dict, curve_k: int) -> dict:
     epoch_seconds = sum(v for _, v, _ in events.get("time/epoch_seconds", []))
     estimate = sum(v for _, v, _ in events.get("time/estimate_seconds", []))
     behaviour = {name: float(np.mean([v for _, v, _ in events[tag]])) for tag, name in BEHAVIOUR.items() if events.get(tag)}
-    behaviour["estimation_share"] = estimate / epoch_seconds if epoch_seconds else 0.0
     behaviour["epochs"] = len(events.get("time/epoch_seconds", []))
     behaviour["epoch_seconds"] = epoch_seconds / max(behaviour["epochs"], 1)
+    behaviour["estimation_share"] = estimate / epoch_seconds if epoch_seconds else 0.0  # pilots' generation included
+    if "allocator_compute_seconds" in behaviour:  # the allocator's own computation: its estimation overhead
+        behaviour["allocator_compute_share"] = behaviour["allocator_compute_seconds"] * behaviour.get("epochs", 0) / epoch_seconds if epoch_seconds else 0.0
     return {
         **meta,
         "curve_k": curve_k,
