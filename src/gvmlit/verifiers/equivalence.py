@@ -14,6 +14,17 @@ Order of the checks:
    is a constant multiple of the other (``2 = x`` and ``x - 2 = 0``). A lone ``i`` is read as the
    imaginary unit there (``4e^{2\\pi i/3}`` = ``-2 + 2\\sqrt{3} i``).
 
+**Named quantities**: a side that names its quantity (``I_{\\max} = V``, ``\\Delta p \\approx V``,
+``x_1 = 3``, ``f(2) = 5``; :func:`~gvmlit.verifiers.normalize.named_quantity`) against a side that is a
+value, not a relation, is judged on ``V``; two sides that name the same quantity (``I_{\\max}`` and
+``I_{max}``) on their values; other names are compared as equations (``x = 5`` is not ``y = 5``).
+A list of differently named quantities (``a = 3, b = 4``) against as many bare values takes them in
+order (``3, 4``, not ``4, 3``). **Two numbers side by side** (``4 4``, ``12 34``) state no value
+(``unparseable_answer``): 44, 16 and math-verify's 4 + 4 are all guesses. **LaTeX that does not parse**
+(with a backslash) is no value: math-verify's fallback to a plain number inside it (``v_{\\max} = 2gh``
+read as 2) is not used; an equation whose left side does not parse (``17 \\bmod 5 = 2``) is read by its
+right-hand side, as math-verify reads an equation against a gold that is none.
+
 **Percentages** (one policy, both ways): a percentage ``P\\%`` (however spelled, see
 :func:`~gvmlit.verifiers.normalize.percent_body`) equals another percentage when the numbers of
 percent are equal, and a plain value when that value is ``P`` (the benchmarks' keys write a percentage
@@ -39,7 +50,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from gvmlit.records import Verdict
-from gvmlit.verifiers.normalize import percent_body
+from gvmlit.verifiers.normalize import juxtaposed_numbers, name_key, named_quantity, percent_body
 
 #: decimals at which math-verify compares the decimals that were not snapped: exact for practical purposes
 EXACT_DECIMALS = 12
@@ -180,9 +191,79 @@ def percent_readings(answer: str, gold: str) -> list[tuple[str, str]] | None:
     return [(answer_body, gold), (_hundredth(answer_body), gold)]
 
 
+UNPARSEABLE = Verdict(0.0, "unparseable_answer")
+#: a relation: a side that holds one is no bare value
+_RELATION_TEXT = re.compile(r"=|<|>|\\(?:le|ge|leq|geq|lt|gt|ne|neq|approx|simeq|in|equiv|doteq)(?![A-Za-z])")
+
+
+def _top_level_parts(text: str) -> list[str]:
+    """``text`` split at its commas and semicolons outside brackets and braces."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char in ",;" and depth == 0 and not text[i - 1 : i] == "\\":
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def named_reading(answer: str, gold: str) -> tuple[str, str] | None:
+    """The (answer, gold) values to compare when a side names its quantity (``I_{\\max} = V`` against
+    ``V``), else None. Both sides named: their values, when the names are the same (``I_{\\max}`` and
+    ``I_{max}``); different names are left to the equation comparison (``x = 2`` is not ``y = 2``)."""
+    if "=" not in answer and "=" not in gold and "approx" not in answer + gold and "eq" not in answer + gold:
+        return None
+    named_answer, named_gold = named_quantity(answer), named_quantity(gold)
+    if named_answer is not None and named_gold is not None:
+        return (named_answer[1], named_gold[1]) if name_key(named_answer[0]) == name_key(named_gold[0]) else None
+    if named_answer is not None and not _RELATION_TEXT.search(gold):
+        return named_answer[1], gold
+    if named_gold is not None and not _RELATION_TEXT.search(answer):
+        return answer, named_gold[1]
+    return None
+
+
+def named_list_readings(answer: str, gold: str) -> tuple[list[tuple[str, str]], bool] | None:
+    """The (answer, gold) pairs of a list of named quantities (``y_1 = A, y_2 = B``) against the same
+    number of values without names (``A, B``), in order, and whether that order decides: it does for
+    different names (``a = 3, b = 4`` is not ``4, 3``), not for one name indexed (``x_1 = 2, x_2 = 3``
+    may be roots in either order: the set comparison decides). None when the sides are not such lists."""
+    if "=" not in answer and "=" not in gold:
+        return None
+    named, plain, gold_named = (gold, answer, True) if gold.count("=") >= 2 else (answer, gold, False)
+    if named.count("=") < 2 or _RELATION_TEXT.search(plain):
+        return None
+    pairs = [named_quantity(part) for part in _top_level_parts(named)]
+    values = _top_level_parts(plain)
+    if len(pairs) != len(values) or None in pairs:
+        return None
+    keys = [name_key(name) for name, _ in pairs]
+    if len(set(keys)) != len(keys):
+        return None  # "x = 2, x = -2" (one name) is a solution set: the set comparison decides
+    indexed = len({key.split("_")[0] for key in keys}) == 1 and all("_" in key for key in keys)
+    readings = [(value, pair[1]) if gold_named else (pair[1], value) for pair, value in zip(pairs, values)]
+    return readings, not indexed
+
+
 def quick_verdict(answer: str, gold: str, settings: EquivalenceSettings) -> Verdict | None:
     """The verdict when it needs no sympy (module docstring, step 1), else None."""
-    if not settings.gold_is_text and (readings := percent_readings(answer, gold)) is not None:
+    if settings.gold_is_text:
+        return _quick(answer, gold, settings)
+    if juxtaposed_numbers(answer):
+        return UNPARSEABLE  # "4 4": neither 44 nor 16 nor 8
+    if (reading := named_reading(answer, gold)) is not None:
+        answer, gold = reading
+    elif (listed := named_list_readings(answer, gold)) is not None:
+        verdicts = [quick_verdict(a, g, settings) for a, g in listed[0]]
+        if all(v == CORRECT for v in verdicts):
+            return CORRECT
+        if listed[1] and any(v is not None and v != CORRECT for v in verdicts):
+            return WRONG  # "4, 3" for "a = 3, b = 4"
+    if (readings := percent_readings(answer, gold)) is not None:
         verdicts = [_quick(a, g, settings) for a, g in readings]
         if CORRECT in verdicts:
             return CORRECT
@@ -408,7 +489,11 @@ def parse_latex(latex: str, timeout: int | None) -> tuple:
     gold is compared with many responses, and sympy objects are immutable."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
-    return tuple(parse(f"${latex}$", [LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=timeout))
+    if "\\" not in latex:
+        return tuple(parse(f"${latex}$", [LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=timeout))
+    # LaTeX that does not parse is no value: math-verify's plain-expression fallback would read a number
+    # inside it (``v_{\\max} = 2gh`` as 2, ``\\hbar\\omega(v + 1/2) - …`` as 2): a wrong answer accepted
+    return tuple(parse(f"${latex}$", [LatexExtractionConfig()], parsing_timeout=timeout))
 
 
 def judge(answer: str, gold: str, settings: EquivalenceSettings, timeout: int | None = None) -> Verdict:
@@ -420,6 +505,13 @@ def judge(answer: str, gold: str, settings: EquivalenceSettings, timeout: int | 
     quick = quick_verdict(answer, gold, settings)
     if quick is not None:
         return quick
+    if (reading := named_reading(answer, gold)) is not None:
+        answer, gold = reading
+    elif (listed := named_list_readings(answer, gold)) is not None:
+        if all(judge(a, g, settings, timeout) == CORRECT for a, g in listed[0]):
+            return CORRECT
+        if listed[1]:
+            return WRONG
     if (readings := percent_readings(answer, gold)) is not None:
         verdicts = [_judge(a, g, settings, timeout) for a, g in readings]
         return CORRECT if CORRECT in verdicts else next((v for v in verdicts if v.outcome != "wrong"), WRONG)
@@ -429,6 +521,7 @@ def judge(answer: str, gold: str, settings: EquivalenceSettings, timeout: int | 
 def _judge(answer: str, gold: str, settings: EquivalenceSettings, timeout: int | None) -> Verdict:
     """:func:`judge` without the percentage readings."""
     from math_verify import verify
+    from sympy import Basic
 
     quick = _quick(answer, gold, settings)
     if quick is not None:
@@ -437,6 +530,12 @@ def _judge(answer: str, gold: str, settings: EquivalenceSettings, timeout: int |
     if not gold_parsed:
         return Verdict(0.0, "invalid_gold")
     pred_parsed = list(parse_latex(answer, timeout))
+    if not any(isinstance(p, Basic) for p in pred_parsed) and "=" in answer:
+        # "17 \\bmod 5 = 2": a computation that does not parse, then its value (as math-verify reads an
+        # equation against a gold that is none: by its right-hand side)
+        value = answer.rsplit("=", 1)[1].strip()
+        if value and not _RELATION_TEXT.search(value) and not _RELATION_TEXT.search(gold):
+            pred_parsed = list(parse_latex(value, timeout))
     if not pred_parsed:
         return Verdict(0.0, "unparseable_answer")
     gold_parsed, pred_parsed = _snap_both(gold_parsed, gold, pred_parsed, answer, settings.min_significant_digits)

@@ -18,7 +18,8 @@ Steps, in order:
    format in ``formats`` that has one. "The answer is" followed by prose with no value ("…is correct")
    is used only when nothing else is there.
 5. **Several boxes**: with ``join_boxed``, boxes separated only by connectors (``,``, "and", ``\\quad``)
-   form one multi-part answer (``\\boxed{1}, \\boxed{2}`` → ``1, 2``). With ``prefer_exact``, a value
+   form one multi-part answer (``\\boxed{1}, \\boxed{2}`` → ``1, 2``), and so do boxes that each follow
+   another name (``$y_1 = \\boxed{A}$ and $y_2 = \\boxed{B}$`` → ``y_1 = A, y_2 = B``). With ``prefer_exact``, a value
    followed by its approximation (``\\boxed{\\sqrt{2}} \\approx \\boxed{1.414}``, or ``\\sqrt{2} \\approx
    1.414`` inside one box) is judged on the exact value.
 6. **Bare final line** (format ``final_line``), when no marker is found: in the last sentence of the
@@ -28,8 +29,11 @@ Steps, in order:
    with ``strict_code`` one that does not parse as an expression is kept whole (and rejected later),
    never reduced to its last number.
 7. **Cleaning**: delimiters (``$``, ``\\(``), ``\\text{}`` wrappers, currency ``\\$``, a trailing period,
-   filler words ("the answer is *therefore* 8"), percentages (one spelling, ``12.5\\%``), a reversed
-   equation (``5 = x`` → ``x = 5``), code syntax (``x**2``, ``6*r^2``) and number notation
+   filler words ("the answer is *therefore* 8"), percentages (one spelling, ``12.5\\%``), a named
+   quantity's value cleaned as an answer of its own (``m = 2 1/3 kg`` → ``m = \\frac{7}{3}``), a name
+   before ``\\approx`` (``\\Delta p \\approx -\\frac{\\hbar\\omega}{c}`` → its value), a reversed equation
+   (``5 = x``, ``\\frac{q_0}{\\sqrt{2LC}} = I_{\\max}`` → the name first), mixed numbers as the fractions
+   they are (``4 4/9`` → ``\\frac{40}{9}``), code syntax (``x**2``, ``6*r^2``) and number notation
    (:mod:`gvmlit.verifiers.normalize`).
 """
 
@@ -40,7 +44,10 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from gvmlit.verifiers.normalize import (
+    NAME,
     looks_like_code,
+    mixed_numbers,
+    named_quantity,
     normalize_math,
     normalize_numbers,
     normalize_unicode,
@@ -186,19 +193,50 @@ def _unclosed_content(text: str, start: int) -> str | None:
     return content
 
 
+#: a box's label: "$y_1 = \\boxed{…}$", "I_{\\max} = \\boxed{…}"
+_LABEL = re.compile(rf"(?<![A-Za-z\\])({NAME})\s*=\s*(?:\\\(|\\\[|\$)?\s*$")
+
+
+def _label(text: str, end: int) -> str | None:
+    """The name that labels the box starting at ``text[end]`` (``y_1 = \\boxed{…}``), or None."""
+    if "=" not in text[max(0, end - 60) : end]:
+        return None
+    match = _LABEL.search(text, max(0, end - 60), end)
+    return match.group(1).strip() if match is not None else None
+
+
 def boxed_candidates(text: str, join: bool = True, prefer_exact: bool = True) -> list[Candidate]:
-    """One candidate per group of boxes (see module docstring, step 5)."""
+    """One candidate per group of boxes (see module docstring, step 5). Boxes that each follow a
+    different name (``y_1 = \\boxed{A}`` and ``y_2 = \\boxed{B}``) form one answer that keeps the names:
+    ``y_1 = A, y_2 = B``."""
     groups: list[list[tuple[int, int, str]]] = []
+    labelled: list[bool] = []
     for span in boxed_spans(text):
         if groups:
             gap = text[groups[-1][-1][1] : span[0]]
             if prefer_exact and _APPROX.search(gap) and _CONNECTOR.fullmatch(_APPROX.sub("", gap).replace("=", "")):
                 continue  # an approximation of the box before it
-            if join and _CONNECTOR.fullmatch(gap) is not None and "\n\n" not in gap:
-                groups[-1].append(span)
-                continue
+            if join and "\n\n" not in gap:
+                if _CONNECTOR.fullmatch(gap) is not None:
+                    groups[-1].append(span)
+                    labelled[-1] = False
+                    continue
+                if "=" in gap and (len(groups[-1]) > 1 and labelled[-1] or _label(text, groups[-1][0][0]) is not None):
+                    label = _label(text, span[0])
+                    if label is not None and _CONNECTOR.fullmatch(gap[: gap.rfind(label)]) is not None:
+                        groups[-1].append(span)
+                        labelled[-1] = True
+                        continue
         groups.append([span])
-    return [Candidate(group[0][0], ", ".join(content.strip() for _, _, content in group), "boxed") for group in groups]
+        labelled.append(False)
+    candidates = []
+    for group, named in zip(groups, labelled):
+        if named and len({_label(text, start) for start, _, _ in group}) == len(group):
+            answer = ", ".join(f"{_label(text, start)} = {content.strip()}" for start, _, content in group)
+        else:
+            answer = ", ".join(content.strip() for _, _, content in group)
+        candidates.append(Candidate(group[0][0], answer, "boxed"))
+    return candidates
 
 
 def last_boxed(text: str) -> str | None:
@@ -233,10 +271,12 @@ _SENTENCE_END = re.compile(r"\.(?=\s|$)|[;!?](?=\s|$)|\n|,\s+(?!and\b|or\b)(?=[A
 #: a markdown heading, not an answer: "#### Step 2: simplify", "#### Checking the result"
 _HEADING = re.compile(r"^[A-Z][a-z]+(?:\s+[A-Za-z]+)+\s*:?\s*$|^(?:Step|Part|Case|Problem|Solution|Verification|Conclusion)\b")
 _BRACED = r"\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}"
-#: a value inside prose: a fraction or root in LaTeX, or a number (not an exponent, subscript or digit of a word)
+#: a value inside prose: a fraction or root in LaTeX (``2\\frac{1}{3}``), a mixed number (``4 4/9``), or a number
+#: (not an exponent, subscript or digit of a word), with its percent sign or word
 _VALUE_TOKEN = re.compile(
-    rf"-?\\[dt]?frac{_BRACED}{_BRACED}|-?\d*\\sqrt{_BRACED}"
-    r"|(?<![A-Za-z0-9_^{}.\\])-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+(?:\.\d+)?)?(?:\s*\\?%)?"
+    rf"-?\d*\\[dt]?frac{_BRACED}{_BRACED}|-?\d*\\sqrt{_BRACED}"
+    r"|(?<![A-Za-z0-9_^{}.\\])-?(?:\d+[ \t]+\d+[ \t]*/[ \t]*\d+(?![\d.,/])|(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+(?:\.\d+)?)?)"
+    r"(?:\s*(?:\\?%|(?:percent|per\s?cent|pct)\b))?"
 )
 #: the verb before a stated value: "the largest $n$ *is* 34", "每份应该*是* 2/5"
 _COPULA = re.compile(r"\b(?:is|are|was|were|be|equals|gives|becomes)\b|=|是|为|為")
@@ -272,6 +312,9 @@ def _is_prose(text: str) -> bool:
     non-ASCII letters (``SRAC=LRAC`` is a value, ``the volume is 120`` is prose)."""
     bare = re.sub(r"\\(?:begin|end)\{[A-Za-z*]+\}|\\text\{[^{}]*\}|\\[A-Za-z]+", " ", text)
     return len(_WORD.findall(bare)) >= 2 or bool(_NON_ASCII_LETTER.search(bare))
+
+
+is_prose = _is_prose  # public: a gold that is a whole solution (math.prepare_gold)
 
 
 #: where an expression in code syntax may start: a number, a parenthesis, a function or constant name
@@ -371,6 +414,8 @@ def answer_is_candidates(text: str, strict_code: bool = True) -> list[Candidate]
             end = _SENTENCE_END.search(rest)
             capture = rest[: end.start()] if end else rest[:200]
             capture = _FILLER.sub("", capture).strip()
+            if capture.endswith("**") and capture.count("**") % 2 and not capture.endswith("***"):
+                capture = capture[:-2].rstrip()  # "**Answer: C**": the bold closes after the answer
         if not capture or "\\boxed" in capture or "\\fbox" in capture:
             continue
         strong = True
@@ -439,9 +484,10 @@ _DELIMITERS = re.compile(r"^(?:\$\$|\$|\\\(|\\\[)\s*(.*?)\s*(?:\$\$|\$|\\\)|\\\]
 _WRAPPERS = re.compile(r"^\\(?:textbf|mathbf|text|mathrm|boxed|fbox|textit|mathit|emph)\s*\{(.*)\}$", re.DOTALL)
 _FONT_LETTER = re.compile(r"\\(?:mathcal|mathscr|mathfrak|mathbf|mathrm|textbf|boldsymbol|bm|mathit|textit)\s*\{\s*([A-Za-z])\s*\}")
 _LIST_WORD = re.compile(r",?\s*\\text\{\s*,?\s*(?:and|or)\s*\}\s*|(?<=[\d}\)\]])\s*,?\s+(?:and|or)\s+(?=[-\d\\(\[{A-Za-z])")
-_MIXED_NUMBER = re.compile(r"^(-?\d+)\s+(\d+)\s*/\s*(\d+)$")
-#: "12 dollars", "25 cm": a number and the words of its unit (not "2 pi", which is a product)
-_NUMBER_WITH_UNIT = re.compile(r"^(-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+)?)\s+((?:[A-Za-z]{2,}[\s-]?)+)$")
+#: "12 dollars", "25 cm", "2 1/3 cups": a number and the words of its unit (not "2 pi", which is a product)
+_NUMBER_WITH_UNIT = re.compile(r"^(-?(?:\d+\s+\d+\s*/\s*\d+|\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+)?)\s+((?:[A-Za-z]{2,}[\s-]?)+)$")
+#: a name alone (``x``, ``I_{\max}``, ``\Delta p``): what an equation or an approximation is about
+_NAME_ONLY = re.compile(rf"\s*{NAME}\s*")
 _MATH_WORDS = {"pi", "sin", "cos", "tan", "ln", "log", "sqrt", "exp", "mod", "and", "or"}
 _NAMED_VALUES = {"infinity": r"\infty", "inf": r"\infty", "pi": r"\pi"}
 
@@ -474,15 +520,15 @@ def _exact_part(answer: str, prefer_exact: bool) -> str:
     parts = [part.strip() for part in _APPROX.split(answer)]
     if len(parts) == 1:
         return answer
+    if _NAME_ONLY.fullmatch(parts[0].rstrip("= ")):
+        # "x \approx 1.41", "\Delta p \approx -\frac{\hbar\omega}{c}": a name first, then its value
+        parts = parts[1:]
+        if len(parts) == 1:
+            return parts[0]
     if not prefer_exact:
         return parts[-1]
     first = parts[0].rstrip("= ")
-    # "x \approx 1.41" names a variable first: then the approximation is all there is
     return first if re.search(r"[\d\\]", first) else parts[-1]
-
-
-#: ``5 = x`` or ``2x + 3 = y``: a value, then the variable it is the value of
-_REVERSED_EQUATION = re.compile(r"^([^=<>]*?\S)\s*=\s*([A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?)$")
 
 
 def _percent(answer: str, prefer_exact: bool, python_syntax: bool) -> str | None:
@@ -509,7 +555,7 @@ def clean_answer(answer: str, prefer_exact: bool = True, python_syntax: bool = T
     answer = answer.replace("$", "")
     answer = _exact_part(answer, prefer_exact)
     answer = _unwrap(answer)
-    answer = re.sub(r"(?:\\[,;!]|\\q?quad|\s)+$", "", answer)
+    answer = re.sub(r"(?:\\[,;!]|\\q?quad|\\+(?=\s*$)|\s)+$", "", answer)  # trailing spacing, "\\\\", a stray "\\"
     answer = answer.rstrip(".,;:!").strip()
     answer = answer.lstrip(":=").strip()
     answer = re.sub(r"\s+", " ", answer)
@@ -517,14 +563,19 @@ def clean_answer(answer: str, prefer_exact: bool = True, python_syntax: bool = T
         return _NAMED_VALUES[answer.lower()]
     if (percentage := _percent(answer, prefer_exact, python_syntax)) is not None:
         return percentage
+    if "=" in answer and (named := named_quantity(answer)) is not None:
+        value = clean_answer(named[1], prefer_exact, python_syntax)  # "x = 2 1/3 cups": the value cleaned
+        if value:
+            return _FONT_LETTER.sub(r"\1", named[0].strip()) + " = " + value
     if (m := _NUMBER_WITH_UNIT.match(answer)) is not None and not _MATH_WORDS & set(m.group(2).lower().split()):
         answer = m.group(1)
-    if (m := _MIXED_NUMBER.match(answer)) is not None:
-        answer = rf"{m.group(1)}\frac{{{m.group(2)}}}{{{m.group(3)}}}"
+    answer = mixed_numbers(answer)
     if python_syntax and looks_like_code(answer):
         answer = _code_to_latex(answer) or answer
-    if "=" in answer and (m := _REVERSED_EQUATION.match(answer)) is not None and not re.fullmatch(r"[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?", m.group(1).strip()):
-        answer = f"{m.group(2)} = {m.group(1).strip()}"
+    if answer.count("=") == 1:  # "5 = x", "2x + 3 = y", "\frac{q_0}{\sqrt{2LC}} = I_{\max}": the name first
+        value, name = answer.split("=")
+        if _NAME_ONLY.fullmatch(name) and not _NAME_ONLY.fullmatch(value) and value.strip() and not re.search(r"[<>]|\\[lg]e", value):
+            answer = f"{name.strip()} = {value.strip()}"
     answer = _FONT_LETTER.sub(r"\1", answer)
     answer = _LIST_WORD.sub(", ", answer)
     return normalize_math(answer).strip()

@@ -37,10 +37,12 @@ from gvmlit.verifiers.extraction import (
     AnswerFormat,
     Choice,
     ExtractionPolicy,
+    answer_is_candidates,
     clean_answer,
     extract,
     extract_answer,
     finish,
+    is_prose,
     last_boxed,
     strip_reasoning,
 )
@@ -56,8 +58,8 @@ __all__ = ["MathVerifier", "extract_answer", "last_boxed", "prepare_gold", "stri
 def prepare_gold(gold: str, gold_format: str = "auto") -> str | None:
     """The gold answer as the comparison reads it; None when there is none (outcome ``invalid_gold``).
 
-    - ``latex``: LaTeX, with or without ``$…$``; a whole solution gives its last ``\\boxed{}`` group
-      or the text after its last ``####``;
+    - ``latex``: LaTeX, with or without ``$…$``; a whole solution gives its last ``\\boxed{}`` group,
+      the text after its last ``####``, or what its last "the (final) answer is …" states;
     - ``sympy``: SymPy/Python syntax (``x**6``, ``7*sin(pi*x/5)+1``), translated to LaTeX;
     - ``text``: compared as text only (case, spaces and ``\\text{}`` aside);
     - ``auto``: ``sympy`` when the gold has Python-only syntax and no LaTeX, else ``latex``.
@@ -72,6 +74,8 @@ def prepare_gold(gold: str, gold_format: str = "auto") -> str | None:
     elif "\\boxed" in text or "\\fbox" in text:
         boxed = last_boxed(text)
         text = boxed if boxed is not None else text
+    elif is_prose(text) and (stated := [c for c in answer_is_candidates(text) if c.strong]):
+        text = stated[-1].text  # a solution that ends "The final answer is $28 \\%$"
     if gold_format == "sympy" or (gold_format == "auto" and looks_like_python(text)):
         converted = python_to_latex(text)
         if converted is None:

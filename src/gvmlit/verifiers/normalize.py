@@ -10,6 +10,11 @@ so they must be cheap. Each rule fixes a class of notation that the LaTeX parser
   a sentence ("the area is 2*sqrt(3) square units"), so that it is read whole, never as its last number;
 - :func:`percent_body` — a percentage written as ``12.5%``, ``12.5\\%``, "12.5 percent", "per cent" or
   "pct" becomes ``12.5\\%``, one spelling for the percentage policy of :mod:`gvmlit.verifiers.equivalence`;
+- :func:`mixed_numbers` — ``4 4/9``, ``2\\frac{1}{3}``, ``2~\\tfrac13`` become the fractions they are
+  (``\\frac{40}{9}``; only with a proper fraction: ``2\\frac{4}{3}`` is a product); :func:`juxtaposed_numbers`
+  finds two numbers side by side (``4 4``: 44? 16? math-verify reads 8), which state no value;
+- :func:`named_quantity` — an answer that names its quantity (``I_{\\max} = …``, ``\\Delta p \\approx …``,
+  ``x_1 = 3``): the name and the value, so that a side without the name can be compared with the value;
 - :func:`normalize_math` — numbers written with separators (``1,234``, ``1\\,000``, ``56,\\!017``),
   e-notation (``6.5e-2``), base subscripts (``1010_2`` is 10; ``4343_0`` is no number at all),
   ``\\sqrt(2)``, escaped commands (``\\\\le``) and a parenthesised matrix.
@@ -329,6 +334,102 @@ def percent_body(text: str) -> str | None:
     if match is None or "%" in match.group(1):
         return None
     return match.group(1).strip()
+
+
+# -- mixed numbers ----------------------------------------------------------------------------------
+
+#: an integer and a fraction side by side: ``4 4/9``, ``2~\frac{1}{3}``, ``3\,\tfrac12`` (not after a digit,
+#: a decimal point, a letter, a brace or an exponent: ``2.5\frac13``, ``x2\frac13``, ``^2\frac13`` are products)
+_MIXED = re.compile(
+    r"(?<![\w.\\}^_'])(-?)(\d+)"
+    r"(?:[ \t]*(?:~|\\[,;: ]|\\q?quad)?[ \t]*\\[dt]?frac(?:\{\s*(\d+)\s*\}\s*\{\s*(\d+)\s*\}|(\d)(\d))"
+    r"|[ \t]+(\d+)[ \t]*/[ \t]*(\d+)(?![\d.]|\s*[/^(*_]|\s*\\(?!%)))"
+)
+#: two numbers side by side with nothing between them but space: ``4 4``, ``12 34``, ``2 4/3``
+_JUXTAPOSED = re.compile(r"(?<![\w.\\^_{}])(\d+(?:\.\d+)?)(?:[ \t]|~|\\[,;: ]|\\q?quad)+(?=\d)")
+_THOUSANDS_RUN = re.compile(r"[1-9]\d{0,2}(?:[ \t]\d{3})+(?![\d/])")
+
+
+def mixed_numbers(text: str) -> str:
+    """Mixed numbers as the fractions they are: ``2 1/3``, ``2\\frac{1}{3}``, ``2~\\frac13`` and
+    ``-2\\frac13`` are ``\\frac{7}{3}`` and ``-\\frac{7}{3}`` (in parentheses inside a longer expression,
+    so that ``2\\frac{1}{3}x`` is 7x/3, as ``x \\cdot 2\\frac{1}{3}`` is). Only a proper fraction makes a
+    mixed number: ``2\\frac{4}{3}`` is the product 2·4/3, and ``2 4/3`` is left as it is (two numbers
+    side by side: :func:`juxtaposed_numbers`)."""
+    if "/" not in text and "frac" not in text:
+        return text
+    whole = _MIXED.fullmatch(text.strip()) is not None
+
+    def fraction(match: re.Match) -> str:
+        sign, integer = match.group(1), int(match.group(2))
+        parts = [g for g in match.groups()[2:] if g is not None]
+        numerator, denominator = int(parts[0]), int(parts[1])
+        if not 0 < numerator < denominator:
+            if match.group(3) is None and match.group(5) is None:
+                return match.group()  # "2 4/3": no mixed number, and no product either
+            return rf"{sign}{integer} \cdot \frac{{{numerator}}}{{{denominator}}}"
+        value = rf"\frac{{{integer * denominator + numerator}}}{{{denominator}}}"
+        return f"{sign}{value}" if whole else rf"{sign}\left({value}\right)"
+
+    return _MIXED.sub(fraction, text)
+
+
+def juxtaposed_numbers(text: str) -> bool:
+    """Whether an answer writes two numbers side by side with only space between them (``4 4``, ``12 34``,
+    ``2 4/3``): neither 44 nor 16 nor 8 can be told from it, so it states no value. A space-grouped
+    number (``1 000 000``) is not two numbers."""
+    if not any(c.isdigit() for c in text):
+        return False
+    grouped_until = -1
+    for match in _JUXTAPOSED.finditer(text):
+        if match.end() < grouped_until:
+            continue  # the next group of "1 000 000"
+        run = _THOUSANDS_RUN.match(text, match.start())
+        if run is None or run.end() <= match.end():
+            return True
+        grouped_until = run.end()
+    return False
+
+
+# -- named quantities -------------------------------------------------------------------------------
+
+_GREEK_NAMES = (
+    "alpha|beta|gamma|delta|epsilon|varepsilon|zeta|eta|theta|vartheta|iota|kappa|lambda|mu|nu|xi|rho|varrho|sigma|"
+    "tau|upsilon|phi|varphi|chi|psi|omega|Gamma|Delta|Theta|Lambda|Xi|Sigma|Upsilon|Phi|Psi|Omega"
+)  # not \pi: a constant
+_SUBSCRIPT = r"_(?:\{(?:[^{}=<>]|\{[^{}=<>]*\}){1,30}\}|\\(?:text|mathrm|rm)\s*\{[^{}=<>]{1,20}\}|[A-Za-z0-9]|\\[A-Za-z]+)"
+_PRIME = r"(?:'{1,3}|\^\{?(?:\\prime\s*){1,3}\}?|\^\{?\*\}?)"
+#: what names a quantity: a letter or a Greek letter with its subscript and primes (``x_1``, ``I_{\max}``,
+#: ``v_0'``, ``\omega_L``), ``\Delta p``, ``\vec{F}``, ``\text{Area}``, a segment or angle (``AB``,
+#: ``\angle ABC``), a function at its argument (``f(2)``, ``P(A)``)
+NAME = (
+    r"(?:(?:\\Delta|\\delta)\s*(?![A-Za-z]{2})|m?\\angle\s*)?"
+    r"(?:\\(?:vec|bar|hat|tilde|overline|dot|ddot|mathbf|boldsymbol)\s*\{[A-Za-z]{1,3}\}|\\(?:vec|bar|hat|tilde|dot)\s+[A-Za-z]"
+    rf"|\\(?:text|mathrm|operatorname)\s*\{{\s*[A-Za-z][A-Za-z ]{{0,19}}\}}|\\(?:{_GREEK_NAMES})(?![A-Za-z])|[A-Z]{{2,3}}(?![A-Za-z])|[A-Za-z](?![A-Za-z]))"
+    rf"(?:\s*{_SUBSCRIPT})?(?:\s*{_PRIME})?(?:\s*\((?:[^()=<>]{{1,30}})\))?"
+)
+_NAMED = re.compile(rf"\s*({NAME})\s*(=|\\approx|\\simeq|\\thickapprox|\\doteq)\s*(\S.*?)\s*", re.DOTALL)
+#: a relation anywhere: then the value is no single value
+_RELATION = re.compile(r"=|<|>|\\(?:le|ge|leq|geq|lt|gt|ne|neq|approx|simeq|sim|in|equiv|doteq|thickapprox|propto)(?![A-Za-z])")
+
+
+def named_quantity(text: str) -> tuple[str, str] | None:
+    """(name, value) of an answer that names its quantity: ``I_{\\max} = \\frac{q_0}{\\sqrt{2LC}}``,
+    ``\\Delta p \\approx -\\frac{\\hbar\\omega}{c}``, ``x_1 = 3``, ``f(2) = 5``; None for anything else
+    (``2x = 6``, ``x = 1, y = 2``, ``x \\le 3``, a value with a relation of its own)."""
+    if "=" not in text and "approx" not in text and "eq" not in text:
+        return None
+    match = _NAMED.fullmatch(text)
+    if match is None or _RELATION.search(match.group(3)):
+        return None
+    return match.group(1), match.group(3)
+
+
+def name_key(name: str) -> str:
+    """A name as compared with another: ``I_{\\max}`` = ``I_{max}`` = ``I_\\text{max}``, ``x_{1}`` = ``x_1``."""
+    name = re.sub(r"\\(?:text|mathrm|operatorname|mathit)\s*", "", name)
+    name = re.sub(r"\\(max|min)(?![A-Za-z])", r"\1", name)
+    return re.sub(r"[\s{}]", "", name)
 
 
 # -- numbers and LaTeX slips ------------------------------------------------------------------------
