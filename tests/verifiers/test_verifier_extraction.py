@@ -76,7 +76,7 @@ def test_default_policy(response, answer):
         ("\\$16386.17", "16386.17"),
         ("12 dollars", "12"),
         ("2 pi", r"2 \pi"),  # a product in SymPy syntax, not "2 dollars"
-        ("3128 1/2", r"3128\frac{1}{2}"),
+        ("3128 1/2", r"\frac{6257}{2}"),  # a mixed number is the fraction it is
         ("12\\text{ and }13", "12, 13"),
         ("19, 46, and 82", "19, 46, 82"),
         ("\\mathcal{B}", "B"),
