@@ -70,17 +70,20 @@ def run_one(job, args) -> str:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src")}
         command = [sys.executable, "-m", "gvmlit.study.runs", str(scratch), ALGORITHMS[algorithm], str(TEST_SAMPLES), *overrides]
         with (scratch / "output.log").open("w") as log:
-            proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+            _, status, usage = os.wait4(proc.pid, 0)  # the run's own CPU time: its wall time on an idle core
+            returncode = os.waitstatus_to_exitcode(status)
     finally:
         args.running -= 1
     seconds = time.perf_counter() - started
-    if proc.returncode != 0:
+    if returncode != 0:
         tail = (scratch / "output.log").read_text()[-1500:]
-        return f"FAILED {regime}/{algorithm}/{arm}/seed{seed} (exit {proc.returncode}): {scratch / 'output.log'}\n{tail}"
+        return f"FAILED {regime}/{algorithm}/{arm}/seed{seed} (exit {returncode}): {scratch / 'output.log'}\n{tail}"
     commit, dirty = source_state(ROOT)
     meta = {
         "regime": regime, "split": spec.split, "algorithm": algorithm, "arm": arm, "seed": seed, "commit": commit, "dirty": dirty,
         "budget": spec.budget, "base_arm": base, "overrides": overrides, "run_seconds": round(seconds, 1),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1), "load_average": round(os.getloadavg()[0], 2),
     }  # fmt: skip
     record = build_record(scratch, meta, CURVE_SAMPLES)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +96,7 @@ def run_one(job, args) -> str:
         shutil.rmtree(scratch, ignore_errors=True)
     curve = record["curve"]
     return (f"{regime}/{algorithm}/{arm}/seed{seed}: mean@{CURVE_SAMPLES} {curve[0]['mean_at_k']:.3f} → {curve[-1]['mean_at_k']:.3f}, "
-            f"test mean@8 {record['test']['mean_at_k']:.3f} greedy {record['test']['greedy']:.3f}, {record['final']['samples']} samples, {seconds:.0f} s")  # fmt: skip
+            f"test mean@8 {record['test']['mean_at_k']:.3f} greedy {record['test']['greedy']:.3f}, {record['final']['samples']} samples, {seconds:.0f} s ({meta['cpu_seconds']:.0f} CPU s)")  # fmt: skip
 
 
 def commit_file(path: Path, message: str) -> None:
@@ -101,7 +104,7 @@ def commit_file(path: Path, message: str) -> None:
     another git command holds the index lock."""
     with _git_lock:
         for _ in range(40):
-            add = subprocess.run(["git", "add", str(path)], cwd=ROOT, capture_output=True, text=True)
+            add = subprocess.run(["git", "add", "-f", str(path)], cwd=ROOT, capture_output=True, text=True)  # -f: .gitignore ignores every runs/ folder
             done = add.returncode == 0 and subprocess.run(["git", "commit", "-q", "-m", message, "--", str(path)], cwd=ROOT, capture_output=True).returncode == 0
             if done:
                 return

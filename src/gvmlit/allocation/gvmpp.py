@@ -228,7 +228,10 @@ class GVMPlusPlusAllocator(BudgetAllocator):
         if self.refill and left >= group:  # as many prompts as the rest buys at this round's cost per prompt
             refill = max(1, math.ceil(left * count / spent)) if spent else count
         self._seconds += time.perf_counter() - started
+        store, epoch = request.store, request.epoch
+        new = sum(p.uid not in store or store.history(p.uid).epochs() == [epoch] for p in request.prompts)
         metrics = {
+            "new_prompts": float(new),
             "committed_prompts": float(committed.sum()),
             "piloted_prompts": float((pilots > 0).sum()),
             "screened_out_prompts": float((pilots == 0).sum()),

@@ -26,9 +26,10 @@ frozen commit's hash, :func:`heldout_seeds`):
 
 - ``half_unsolvable`` (a): a pool of 64 whose second half is 4- and 5-term 3-digit sums, which π0 never
   solves; each prompt comes back every 4 epochs.
-- ``late_solvable`` (b): a pool of 32, half of it 3-term 3-digit sums — out of π0's reach at first, within
-  reach once 2-digit and two-term 3-digit sums (the other half) are learnt; each prompt comes back every
-  2 epochs, so "skip after one zero-variance visit" is wrong there.
+- ``late_solvable`` (b): a pool of 32, half of it 5-term 2-digit sums — π0 solves 5 % of their samples
+  and none of 8 samples for 73 % of them, the rest 3-term 2-digit and 4-term 1-digit sums, whose steps
+  they are made of; each prompt comes back every 2 epochs, so "skip after one zero-variance visit" is
+  wrong there if the long sums become solvable as the short ones are learnt.
 - ``mixed_digits`` (c): a task from another generator (:class:`~gvmlit.study.tasks.MixedDigitsTask`:
   terms of different lengths in one sum), a pool of 2 000 — prompts never come back (rare revisits).
 """
@@ -109,7 +110,7 @@ REGIMES: dict[str, Regime] = {
     ),  # fmt: skip
     "late_solvable": Regime(
         "late_solvable", "heldout", 16, 20,
-        [*_data(16, 32, 2, 32), "--data.init_args.source.init_args.levels=[[2,2],[2,3],[3,3]]",
+        [*_data(16, 32, 2, 32), "--data.init_args.source.init_args.levels=[[3,2],[4,1],[5,2]]",
          "--data.init_args.source.init_args.level_weights=[1,1,2]"],
         "every 2 epochs (16 an epoch from 32)",
     ),  # fmt: skip
