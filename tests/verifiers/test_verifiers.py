@@ -90,3 +90,20 @@ def test_extract_answer_priorities():
 )
 def test_arithmetic_verifier(response, gold, expected):
     assert rewards(ArithmeticVerifier(progress=False), [response], [gold]) == [expected]
+
+
+def test_math_preset_lists_the_class_defaults():
+    """configs/verifier/math.yaml shows MathVerifier's settings (strict_code among them) with their defaults."""
+    import inspect
+
+    import yaml
+
+    from helpers import ROOT
+
+    preset = yaml.safe_load((ROOT / "configs" / "verifier" / "math.yaml").read_text())
+    assert preset["class_path"] == "gvmlit.verifiers.MathVerifier"
+    defaults = {k: v.default for k, v in inspect.signature(MathVerifier.__init__).parameters.items() if v.default is not inspect.Parameter.empty}
+    for key, value in preset["init_args"].items():
+        expected = list(defaults[key]) if isinstance(defaults[key], tuple) else defaults[key]
+        assert expected == value, f"math.yaml: {key}={value!r} but MathVerifier defaults to {defaults[key]!r}"
+    assert "strict_code" in preset["init_args"]
