@@ -138,7 +138,8 @@ def test_greso_decisions_follow_the_run_seed():
 # ---------------------------------------------------------------- Pilot-Commit (recipe/pc/pc_ray_trainer.py, utils.py)
 def test_pilot_commit_worked_example():
     """16 samples per prompt: pilots of 4 (a quarter, as 32 of 128), commits of 12. Pilot accuracies
-    1.0 (too easy: skipped and evicted), 0.75, 0.5, 0.25 (pass: 0.125 ≤ a ≤ 0.75), 0.0 (too hard: deferred).
+    1.0 (too easy: skipped; with 28 earlier correct samples that makes 32 in a row: evicted), 0.75, 0.5,
+    0.25 (pass: 0.125 ≤ a ≤ 0.75), 0.0 (too hard: deferred).
     The round's main budget pays for two commits: the largest pilot variance first (a = 0.5, then the
     first of the tied 0.75 and 0.25)."""
     allocator = PilotCommitAllocator()
@@ -147,11 +148,16 @@ def test_pilot_commit_worked_example():
     accepted = [[True] * 4, [True, True, True, False], [True, True, False, False], [True, False, False, False], [False] * 4]
     plan = allocator.plan_pilots(PilotRequest(_prompts(5), PromptStatsStore(), 0, 0, budget=80))
     assert plan == [4] * 5
-    request = _request(5, 44, pilots=_pilots(accepted), accepted=accepted, epoch=0, epoch_budget=80, target=5)  # 20 of the 44 are pilots
+    store = PromptStatsStore()
+    _visit(store, "p0", 0, 28, 28)
+    store.record_visit("p0", Visit(1, "pilot", 4, 4, 40, 1.0, 1.0))
+    _visit(store, "p1", 0, 28, 28)  # 31 of its last 32 correct: not evicted
+    store.record_visit("p1", Visit(1, "pilot", 4, 3, 40, 0.0, 1.0))
+    request = _request(5, 44, store=store, pilots=_pilots(accepted), accepted=accepted, epoch=1, epoch_budget=80, target=5)  # 20 of the 44 are pilots
     allocation = allocator.allocate(request)
     assert allocation.samples.tolist() == [0, 12, 12, 0, 0]
     assert allocation.metrics["pilot_pass_rate"] == 0.6
-    # p0's pilots were all correct: it is never piloted again
+    # p0's last 32 samples were all correct: it is never piloted again
     assert allocator.plan_pilots(PilotRequest(_prompts(2), PromptStatsStore(), 1, 0, budget=80)) == [0, 4]
 
 

@@ -10,8 +10,12 @@ counted. Per round:
    ratio is kept by screening ``candidates`` = ppe / (f + (1 − f)/3) prompts (2 × ppe at f = 1/4), so that
    the pilots of all of them plus the commits of a third of them cost N.
 2. **Select.** A prompt whose pilot accuracy a lies in [``lower``, 1 − ``upper``] = [0.125, 0.75] passes;
-   above, it is too easy and skipped; below, too hard and deferred (it returns when the data does);
-   at a ≥ ``evict_at`` (1.0) it is evicted: never piloted again.
+   above, it is too easy and skipped; below, too hard and deferred (it returns when the data does).
+   A prompt whose accuracy reaches ``evict_at`` (1.0) on as much evidence as the published pilot
+   (``evict_samples`` = 32: its most recent 32 samples, pooled over its visits) is evicted: never
+   piloted again. (The published rule reads one pilot of 32; applied to a pilot of 2 it would evict a
+   prompt at p = 0.6 a third of the time, and in a small pool that comes back it evicts every solvable
+   prompt within a few epochs: docs/peers.md.)
 3. **Commit.** Passing prompts are committed in order of pilot variance a(1 − a), largest first
    (published ``max_variance``), each drawing the rest of its budget, as long as the round's budget
    allows. The group it trains on is its pilots plus its commit (``keep_pilots``).
@@ -31,6 +35,7 @@ import math
 import numpy as np
 
 from gvmlit.allocation.base import Allocation, AllocationRequest, BudgetAllocator, PilotRequest
+from gvmlit.allocation.knapsack import pooled_success_rate
 from gvmlit.errors import GvmlitError
 
 
@@ -43,17 +48,28 @@ class PilotCommitAllocator(BudgetAllocator):
             training batch).
         lower: least pilot accuracy to pass (published ``diversity_threshold_lower`` 0.125).
         upper: a pilot accuracy above 1 − upper is too easy (published ``diversity_threshold_upper`` 0.25).
-        evict_at: a pilot accuracy at or above this evicts the prompt from future epochs (published
+        evict_at: an accuracy at or above this evicts the prompt from future epochs (published
             ``exclude_threshold_upper`` 1.0; None: never).
+        evict_samples: the evidence eviction needs: the prompt's most recent samples, at least this many
+            (the published pilot of 32).
     """
 
     name = "pilot_commit"
     keep_pilots = True
 
-    def __init__(self, pilot_fraction: float = 0.25, screen_ratio: float = 3.0, lower: float = 0.125, upper: float = 0.25, evict_at: float | None = 1.0) -> None:
+    def __init__(
+        self,
+        pilot_fraction: float = 0.25,
+        screen_ratio: float = 3.0,
+        lower: float = 0.125,
+        upper: float = 0.25,
+        evict_at: float | None = 1.0,
+        evict_samples: int = 32,
+    ) -> None:
         if not 0 < pilot_fraction < 1 or screen_ratio < 1 or not 0 <= lower <= 1 - upper <= 1:
             raise GvmlitError("PilotCommitAllocator needs 0 < pilot_fraction < 1, screen_ratio ≥ 1 and 0 ≤ lower ≤ 1 − upper ≤ 1")
         self.pilot_fraction, self.screen_ratio, self.lower, self.upper, self.evict_at = pilot_fraction, screen_ratio, lower, upper, evict_at
+        self.evict_samples = evict_samples
         self._per_epoch: int | None = None  # prompts_per_epoch, from candidates()
         self._per_prompt: float | None = None  # s, from the epoch's first round
         self._evicted: set[str] = set()
@@ -94,7 +110,10 @@ class PilotCommitAllocator(BudgetAllocator):
         accuracy = np.where(pilots > 0, successes / np.maximum(pilots, 1), np.nan)
         passed = (pilots > 0) & (accuracy >= self.lower) & (accuracy <= 1 - self.upper)
         if self.evict_at is not None:
-            self._evicted.update(p.uid for p, a in zip(request.prompts, accuracy) if a >= self.evict_at)
+            for prompt in request.prompts:
+                rate, samples = pooled_success_rate(request.store, prompt.uid, self.evict_samples)
+                if samples >= self.evict_samples and rate >= self.evict_at:
+                    self._evicted.add(prompt.uid)
         commit = max(int(round(per_prompt)) - self.pilot_size(per_prompt), 1)
         budget = self.main_budget(request)
         samples = np.zeros(count, dtype=np.int64)
