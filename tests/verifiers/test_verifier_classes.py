@@ -296,6 +296,8 @@ def test_lower_case_options_in_the_problem():
     assert problem_options(LOWER_OPTIONS) == {"A": "1", "B": "2", "C": "3", "D": "4"}
     assert gold_choice("c", LOWER_OPTIONS).letter == "C"
     assert gold_choice("c") is None  # no options: a variable
+    assert problem_options("If f(a) = 1, g(b) = 2 and h(c) = 3, find c.") == {}  # arguments, not options
+    assert problem_options("Parts (a) and (b) follow.") == {}  # fewer than three, from (a)
 
 
 @pytest.mark.parametrize(
@@ -307,6 +309,7 @@ def test_lower_case_options_in_the_problem():
         (r"\lambda_\text{max} = 500", (r"\lambda_\text{max}", "500")),
         ("f(2) = 5", ("f(2)", "5")),
         (r"\angle ABC = 30^\circ", (r"\angle ABC", r"30^\circ")),
+        (r"\angle B E A_{1}=90", (r"\angle B E A_{1}", "90")),
         ("2x = 6", None),  # not a name
         ("x = 1, y = 2", None),  # a system
         (r"x \le 3", None),
@@ -357,6 +360,8 @@ def test_named_quantities(text, named):
         (r"\boxed{3, 4}", "a = 3, b = 4", 1.0),
         (r"\boxed{4, 3}", "a = 3, b = 4", 0.0),
         (r"\boxed{b = 4, a = 3}", "a = 3, b = 4", 1.0),
+        (r"\boxed{90, 90}", r"$\angle B E A_{1}=90$,$\angle A E B_{1}=90$", 1.0),
+        (r"\boxed{90, 80}", r"$\angle B E A_{1}=90$,$\angle A E B_{1}=90$", 0.0),
     ],
 )
 def test_named_quantities_against_values(response, gold, expected):

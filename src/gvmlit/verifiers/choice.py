@@ -46,7 +46,8 @@ _ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*", re.IGNORECASE)
 #: an option marker in a problem: "(A)", "\textbf{(A)}", or "A." / "A)" starting a line
 _PROBLEM_OPTION = re.compile(r"(?:\\textbf\{\s*)?\(([A-J])\)\}?|(?:^|\n)\s*([A-J])[.):]\s")
 #: the same in lower case, read only when the problem lists no upper-case options: "(a) 12 (b) 15"
-_PROBLEM_OPTION_LOWER = re.compile(r"(?:\\textbf\{\s*)?\(([a-j])\)\}?|(?:^|\n)\s*([a-j])[.):]\s")
+#: ("f(a)" is no option: not after a letter); at least three, in order from (a)
+_PROBLEM_OPTION_LOWER = re.compile(r"(?:\\textbf\{\s*)?(?<![A-Za-z0-9_\\])\(([a-j])\)\}?|(?:^|\n)\s*([a-j])[.):]\s")
 _CHOICE_FORM = re.compile(r"\(?([A-J])\)?(?:[.:)]\s*.*)?", re.DOTALL)
 _LETTER = re.compile(r"(?<![A-Za-z0-9'\\$_^{])\(?([A-J])\)?(?![A-Za-z0-9'$_^}])")
 #: "not C", "can't be C", "isn't the answer C": a negation, a few short words, then the letter
@@ -88,6 +89,8 @@ def problem_options(problem: str) -> dict[str, str]:
     markers = list(_PROBLEM_OPTION.finditer(problem))
     if len(markers) < 2:
         markers = list(_PROBLEM_OPTION_LOWER.finditer(problem))
+        if "".join(m.group(1) or m.group(2) for m in markers)[:3] != "abc":
+            return {}
     options: dict[str, str] = {}
     for marker, following in zip(markers, markers[1:] + [None]):
         letter = (marker.group(1) or marker.group(2)).upper()

@@ -403,9 +403,10 @@ _PRIME = r"(?:'{1,3}|\^\{?(?:\\prime\s*){1,3}\}?|\^\{?\*\}?)"
 #: ``v_0'``, ``\omega_L``), ``\Delta p``, ``\vec{F}``, ``\text{Area}``, a segment or angle (``AB``,
 #: ``\angle ABC``), a function at its argument (``f(2)``, ``P(A)``)
 NAME = (
-    r"(?:(?:\\Delta|\\delta)\s*(?![A-Za-z]{2})|m?\\angle\s*)?"
+    r"(?:m?\\angle\s*[A-Z](?:\s*[A-Z](?:_\{?\d\}?)?){0,2}(?![A-Za-z])"  # \angle ABC, \angle B E A_{1}
+    r"|(?:(?:\\Delta|\\delta)\s*(?![A-Za-z]{2}))?"
     r"(?:\\(?:vec|bar|hat|tilde|overline|dot|ddot|mathbf|boldsymbol)\s*\{[A-Za-z]{1,3}\}|\\(?:vec|bar|hat|tilde|dot)\s+[A-Za-z]"
-    rf"|\\(?:text|mathrm|operatorname)\s*\{{\s*[A-Za-z][A-Za-z ]{{0,19}}\}}|\\(?:{_GREEK_NAMES})(?![A-Za-z])|[A-Z]{{2,3}}(?![A-Za-z])|[A-Za-z](?![A-Za-z]))"
+    rf"|\\(?:text|mathrm|operatorname)\s*\{{\s*[A-Za-z][A-Za-z ]{{0,19}}\}}|\\(?:{_GREEK_NAMES})(?![A-Za-z])|[A-Z]{{2,3}}(?![A-Za-z])|[A-Za-z](?![A-Za-z])))"
     rf"(?:\s*{_SUBSCRIPT})?(?:\s*{_PRIME})?(?:\s*\((?:[^()=<>]{{1,30}})\))?"
 )
 _NAMED = re.compile(rf"\s*({NAME})\s*(=|\\approx|\\simeq|\\thickapprox|\\doteq)\s*(\S.*?)\s*", re.DOTALL)
