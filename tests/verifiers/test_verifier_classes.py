@@ -360,6 +360,13 @@ def test_named_quantities(text, named):
         (r"\boxed{3, 4}", "a = 3, b = 4", 1.0),
         (r"\boxed{4, 3}", "a = 3, b = 4", 0.0),
         (r"\boxed{b = 4, a = 3}", "a = 3, b = 4", 1.0),
+        # in code syntax, with indexed and Greek names, read whole (never a fragment such as sqrt(2*L*C))
+        ("So the maximum current is I_max = q_0/sqrt(2*L*C).", r"\frac{q_{0}}{\sqrt{2 L C}}", 1.0),
+        ("So the maximum current is I_max = q_0/sqrt(3*L*C).", r"\frac{q_{0}}{\sqrt{2 L C}}", 0.0),
+        ("So the maximum current is I_max = q_0/sqrt(2*L*C).", r"\sqrt{2 L C}", 0.0),
+        ("Delta p \u2248 -hbar*omega_L/c", r"\Delta p\approx -\frac{\hbar \omega_{L}}{c}", 1.0),
+        ("Delta p \u2248 -hbar*omega_L/c", r"\hbar \omega_{L}", 0.0),
+        (r"\boxed{v_avg = 13}", "12", 0.0),
         (r"\boxed{90, 90}", r"$\angle B E A_{1}=90$,$\angle A E B_{1}=90$", 1.0),
         (r"\boxed{90, 80}", r"$\angle B E A_{1}=90$,$\angle A E B_{1}=90$", 0.0),
     ],

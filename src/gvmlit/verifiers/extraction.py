@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from gvmlit.verifiers.normalize import (
+    CODE_NAME,
     NAME,
     looks_like_code,
     mixed_numbers,
@@ -318,7 +319,10 @@ is_prose = _is_prose  # public: a gold that is a whole solution (math.prepare_go
 
 
 #: where an expression in code syntax may start: a number, a parenthesis, a function or constant name
-_CODE_START = re.compile(r"(?<![\w.\\])(?:\(|\d|\.\d|(?:np\.|math\.)?(?:sqrt|cbrt|exp|log|ln|sin|cos|tan|pi|abs|Abs)\b|[A-Za-z](?=\s*(?:\*|\^)))")
+_CODE_START = re.compile(
+    r"(?<![\w.\\])(?:\(|\d|\.\d|(?:np\.|math\.)?(?:sqrt|cbrt|exp|log|ln|sin|cos|tan|pi|abs|Abs)\b"
+    rf"|(?:{CODE_NAME.pattern})(?=\s*(?:\*|\^|/)))"  # a name: "x*y", "q_0/sqrt(2*L*C)", "hbar*omega_L/c"
+)
 
 
 #: values joined by code operators, whatever the values are ("2*sqrt3", "3x**2y"); an operator spaced on

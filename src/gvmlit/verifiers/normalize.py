@@ -91,7 +91,7 @@ def looks_like_code(text: str) -> bool:
 _TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z_0-9]*(?:\.[A-Za-z_][A-Za-z_0-9]*)*)|(\*\*|[-+*/^(),\[\]!]))")
 _MODULE_PREFIX = re.compile(r"^(?:np|numpy|math|sympy|sp|mp|mpmath)\.")
 _CONSTANTS = {"pi": r"\pi", "E": "e", "I": "i", "oo": r"\infty", "inf": r"\infty", "infinity": r"\infty", "nan": r"\text{nan}"}
-_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "theta", "lambda", "mu", "sigma", "phi", "omega", "tau", "rho", "psi", "eta", "xi", "zeta", "kappa", "nu", "chi"}
+_GREEK = {"hbar", "alpha", "beta", "gamma", "delta", "epsilon", "theta", "lambda", "mu", "sigma", "phi", "omega", "tau", "rho", "psi", "eta", "xi", "zeta", "kappa", "nu", "chi"}
 _TRIG = {"sin", "cos", "tan", "cot", "sec", "csc", "sinh", "cosh", "tanh", "arcsin", "arccos", "arctan"}
 _ALIASES = {"asin": "arcsin", "acos": "arccos", "atan": "arctan", "ceil": "ceiling", "abs": "Abs", "log10": "log10"}
 
@@ -199,6 +199,10 @@ class _PythonSyntax:
             return _CONSTANTS[name]
         if name in _GREEK:
             return "\\" + name
+        if (indexed := re.fullmatch(r"([A-Za-z]+)_([A-Za-z0-9]{1,5})", name)) is not None:  # I_max, q_0, x_1
+            base, index = indexed.groups()
+            if len(base) == 1 or base in _GREEK:
+                return ("\\" + base if base in _GREEK else base) + "_{" + index + "}"
         if "." in name or (len(name) > 1 and not name.isalpha()):
             raise ValueError(f"unknown name {name!r}")
         return name
@@ -260,6 +264,8 @@ _CODE_FUNCTIONS = {"sqrt", "cbrt", "exp", "log", "ln", "log10", "sin", "cos", "t
                    "atan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "abs", "Abs", "floor", "ceil", "ceiling",
                    "factorial", "binomial", "Rational", "root"}
 _CODE_CONSTANTS = {"pi", "oo", "inf"}
+#: a variable's name in code besides a single letter: indexed (``q_0``, ``I_max``) or Greek (``omega_L``, ``hbar``)
+CODE_NAME = re.compile(rf"(?:[A-Za-z]|{'|'.join(sorted(_GREEK))})(?:_[A-Za-z0-9]{{1,5}})?")
 #: longest expression in code syntax read from a sentence
 MAX_CODE_CHARS = 200
 _CODE_PIECE = re.compile(r"\s*(?:(\d+(?:\.\d+)?|\.\d+)|((?:np\.|math\.|sympy\.|sp\.)?[A-Za-z_][A-Za-z_0-9]*)|(\*\*|[-+*/^()]))")
@@ -282,7 +288,7 @@ def scan_code(text: str, start: int) -> tuple[int | None, int]:
         number, name, op = match.groups()
         if number or name:
             bare = name.split(".")[-1] if name else None
-            if name and not (bare in _CODE_FUNCTIONS or bare in _CODE_CONSTANTS or len(name) == 1):
+            if name and not (bare in _CODE_FUNCTIONS or bare in _CODE_CONSTANTS or len(name) == 1 or CODE_NAME.fullmatch(name)):
                 break
             if not expect_operand and not (name and bare in _CODE_FUNCTIONS):
                 break  # "2 x" in prose is two words, not a product
@@ -397,7 +403,7 @@ _GREEK_NAMES = (
     "alpha|beta|gamma|delta|epsilon|varepsilon|zeta|eta|theta|vartheta|iota|kappa|lambda|mu|nu|xi|rho|varrho|sigma|"
     "tau|upsilon|phi|varphi|chi|psi|omega|Gamma|Delta|Theta|Lambda|Xi|Sigma|Upsilon|Phi|Psi|Omega"
 )  # not \pi: a constant
-_SUBSCRIPT = r"_(?:\{(?:[^{}=<>]|\{[^{}=<>]*\}){1,30}\}|\\(?:text|mathrm|rm)\s*\{[^{}=<>]{1,20}\}|[A-Za-z0-9]|\\[A-Za-z]+)"
+_SUBSCRIPT = r"_(?:\{(?:[^{}=<>]|\{[^{}=<>]*\}){1,30}\}|\\(?:text|mathrm|rm)\s*\{[^{}=<>]{1,20}\}|[A-Za-z]{1,5}(?![A-Za-z])|\d{1,3}(?!\d)|\\[A-Za-z]+)"
 _PRIME = r"(?:'{1,3}|\^\{?(?:\\prime\s*){1,3}\}?|\^\{?\*\}?)"
 #: what names a quantity: a letter or a Greek letter with its subscript and primes (``x_1``, ``I_{\max}``,
 #: ``v_0'``, ``\omega_L``), ``\Delta p``, ``\vec{F}``, ``\text{Area}``, a segment or angle (``AB``,
