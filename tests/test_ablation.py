@@ -138,3 +138,23 @@ def test_runs_stop_at_their_budget_in_generated_samples(tmp_path):
         assert learner.budget.training_samples == 60  # 24 + 24 + the 12 left (uniform); DAPO's rounds cut the same way
         assert trainer.current_epoch < 10
     assert uniform.epoch_result.epoch == 2 and uniform.epoch_result.metrics["budget/epoch_samples"] == 12
+
+
+def test_curve_points_come_every_so_many_samples_and_at_the_budget():
+    from types import SimpleNamespace
+
+    from gvmlit.study.callbacks import NEVER, EvaluateEverySamples
+
+    callback = EvaluateEverySamples(every=256)
+    learner = SimpleNamespace(budget=SimpleNamespace(training_samples=0), rollout=SimpleNamespace(max_samples=1000))
+    trainer = SimpleNamespace(check_val_every_n_epoch=1, sanity_checking=False, state=SimpleNamespace(fn="fit"))
+    evaluated = []
+    for spent in (100, 200, 300, 400, 500, 600, 900, 1000):  # an arm that spends 100 to 300 an epoch
+        learner.budget.training_samples = spent
+        callback.on_train_batch_start(trainer, learner, None, 0)
+        if trainer.check_val_every_n_epoch == 1:
+            evaluated.append(spent)
+            callback.on_validation_end(trainer, learner)
+        else:
+            assert trainer.check_val_every_n_epoch == NEVER
+    assert evaluated == [300, 600, 900, 1000]  # ≥ 256 apart, and at the budget

@@ -180,8 +180,11 @@ def test_zero_variance_filter_skips_what_taught_nothing_last_time_and_refills():
     _visit(store, "p1", 0, 8, 0)  # all wrong: nothing for either
     _visit(store, "p2", 0, 8, 3)
     _visit(store, "p2", 1, 8, 0)  # the last visit counts
-    grpo = ZeroVarianceFilterAllocator().allocate(_request(4, 32, store, epoch=2))
+    allocator = ZeroVarianceFilterAllocator()
+    grpo = allocator.allocate(_request(4, 32, store, epoch=2))
     assert grpo.samples.tolist() == [0, 0, 0, 8] and grpo.refill == 3
+    # the skip lasts one visit: skipped for their last group, they are sampled the next time they come
+    assert allocator.allocate(_request(4, 32, store, epoch=3)).samples.tolist() == [8, 8, 8, 8]
     raft = ZeroVarianceFilterAllocator().allocate(_request(4, 32, store, epoch=2, useful="accepted"))
     assert raft.samples.tolist() == [8, 0, 0, 8] and raft.refill == 2
 

@@ -28,14 +28,27 @@ class ZeroVarianceFilterAllocator(BudgetAllocator):
 
     def __init__(self, refill: bool = True) -> None:
         self.refill = refill
+        self._skipped: dict[str, int] = {}  # uid → the epoch of the visit it was skipped for
 
     def allocate(self, request: AllocationRequest) -> Allocation:
         count = len(request.prompts)
         if count == 0:
             return Allocation(np.zeros(0, dtype=np.int64))
         store = request.store
-        skipped = np.array([store.zero_variance_streak(p.uid, request.useful) > 0 for p in request.prompts])
+        skipped = np.zeros(count, dtype=bool)
+        for i, prompt in enumerate(request.prompts):
+            epochs = store.history(prompt.uid).epochs()
+            # its last group carried no gradient, and it has not been skipped for that visit yet
+            if epochs and store.zero_variance_streak(prompt.uid, request.useful) > 0 and self._skipped.get(prompt.uid) != epochs[-1]:
+                skipped[i] = True
+                self._skipped[prompt.uid] = epochs[-1]
         samples = round_to_budget(np.ones(count), self.main_budget(request)) * ~skipped
         return Allocation(
             samples.astype(np.int64), metrics={"skipped_prompts": float(skipped.mean())}, refill=int(skipped.sum()) if self.refill else 0
         )
+
+    def state_dict(self) -> dict:
+        return {"skipped": dict(self._skipped)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._skipped = {uid: int(epoch) for uid, epoch in state.get("skipped", {}).items()}

@@ -69,7 +69,8 @@ class Regime:
         epochs: the budget in uniform's epochs: B = epochs × 8 × ppe generated samples.
         overrides: the regime's own config keys.
         revisit: how often a prompt comes back, in words (the measured rate is in each run file).
-        eval_every: epochs between evaluations (curve points).
+        eval_every: uniform epochs' worth of generated samples between evaluations (curve points), for every
+            arm whatever it spends per epoch (gvmlit.study.callbacks.EvaluateEverySamples), and one at the budget.
         source: the task's class, when it is not the built-in ArithmeticTask.
     """
 
@@ -166,6 +167,7 @@ def run_overrides(regime: Regime, algorithm: str, arm: str, seed: int, frozen_co
         seeds = heldout_seeds(frozen_commit, regime.name, seed)
     return [
         *regime.overrides, *COMMON, *seeds, *own, f"--seed_everything={seed}",
-        f"--model.init_args.rollout.max_samples={regime.budget}", f"--trainer.max_epochs={regime.epochs * 5}",
-        f"--trainer.check_val_every_n_epoch={regime.eval_every}", *extra,
+        f"--model.init_args.rollout.max_samples={regime.budget}", f"--trainer.max_epochs={regime.epochs * 10}",
+        "--trainer.check_val_every_n_epoch=1", "--trainer.callbacks+=gvmlit.study.callbacks.EvaluateEverySamples",
+        f"--trainer.callbacks.every={regime.eval_every * 8 * regime.prompts_per_epoch}", *extra,
     ]  # fmt: skip
