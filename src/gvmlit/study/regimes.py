@@ -10,13 +10,13 @@ randomness; the evaluation problems never move.
 Tuning regimes (GVM++ and the loss aggregation were chosen on these, and only these):
 
 Every regime: 16 prompts an epoch, 8 samples per prompt (N = 128), a budget of 20 uniform epochs
-(B = 2 560 generated samples), two passes over each epoch's rollouts, an evaluation every second epoch
+(B = 2 560 generated samples), two passes over each epoch's rollouts (four in ``noise_bound``), an evaluation every second epoch
 (and of π0) on 128 validation problems (4 samples and a greedy answer each), the final test on 500 test
 problems (8 samples and a greedy answer), responses up to 48 tokens.
 
 - ``fresh``: a pool of 2 000 — no prompt comes back in a run.
-- ``noise_bound``: a pool of 64, mini-batches of 16 — each prompt comes back every 4 epochs; small,
-  noisy updates.
+- ``noise_bound``: a pool of 64, four passes of mini-batches of 16 over each epoch's rollouts — each
+  prompt comes back every 4 epochs; many small, noisy updates.
 - ``math_like``: a pool of 48 in which a third of the problems are out of the warm start's reach
   (3-digit sums) and easy ones get solved: many groups carry no gradient, as in math RL; each prompt
   comes back every 3 epochs.
@@ -97,7 +97,7 @@ def _data(ppe: int, batch: int, update_epochs: int, pool: int) -> list[str]:
 
 REGIMES: dict[str, Regime] = {
     "fresh": Regime("fresh", "tuning", 16, 20, _data(16, 32, 2, 2000), "never (16 new prompts an epoch from 2 000)"),
-    "noise_bound": Regime("noise_bound", "tuning", 16, 20, _data(16, 16, 2, 64), "every 4 epochs (16 an epoch from 64)"),
+    "noise_bound": Regime("noise_bound", "tuning", 16, 20, _data(16, 16, 4, 64), "every 4 epochs (16 an epoch from 64)"),
     "math_like": Regime(
         "math_like", "tuning", 16, 20,
         [*_data(16, 32, 2, 48), "--data.init_args.source.init_args.levels=[[2,1],[3,1],[2,2],[3,2],[3,3],[4,3]]"],
