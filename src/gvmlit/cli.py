@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import importlib
-import inspect
 import logging
 import os
 import re

@@ -1,6 +1,5 @@
 """Prompt sources backed by Hugging Face datasets (local Parquet / JSON files only) and benchmark files."""
 
-from pathlib import Path
 
 import datasets
 import pytest

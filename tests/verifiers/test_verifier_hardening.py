@@ -1,7 +1,6 @@
 """MathVerifier on real data: MATH-500 golds, labelled cases from other projects, timeouts, caching."""
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from gvmlit.algorithms.base import PolicyModule
+from gvmlit.algorithms.epoch import EpochRollouts, Round
+from gvmlit.algorithms.report import EpochContext, epoch_report, log_epoch, mismatch_metrics
 from gvmlit.algorithms.settings import EvaluationSettings, LossSettings, Optimization, RolloutSettings
 from gvmlit.allocation import Allocation, AllocationRequest, BudgetAllocator, PromptStatsStore, UniformAllocator
 from gvmlit.allocation.base import PilotRequest
@@ -39,72 +39,13 @@ from gvmlit.errors import GvmlitError
 from gvmlit.forward import batch_logprobs
 from gvmlit.groups import UsefulGroup, group_carries_gradient
 from gvmlit.losses import clipped_surrogate, correction_weights, mismatch_statistics, processed_logprobs
-from gvmlit.metrics import acceptance_rates, allocation_metrics, outcome_metrics, rollout_metrics
 from gvmlit.parallel import all_gather_objects, rank_rollouts, rank_share, world
 from gvmlit.policy import PolicyLoader
-from gvmlit.records import Completion, Prompt, PromptRecord, Rollout
+from gvmlit.records import Completion, Prompt, Rollout
 from gvmlit.sampling import Sampler
 from gvmlit.verifiers import Verifier
 
 log = logging.getLogger("gvmlit")
-
-
-@dataclass
-class EpochRollouts:
-    """What one epoch's E-step produced (the ``RolloutLogger`` callback logs it).
-
-    Attributes:
-        epoch: the epoch (EM iteration); step: the global step when it was collected.
-        rollouts: this rank's weighted training sequences, π_old filled in when the loss needs it.
-        prompts: the epoch's prompts, all rounds; groups: every scored sample of each that the update
-            may train on (kept pilots included).
-        allocation: the allocators' decisions of all rounds, joined (n_i, p̂_i, Ĝ_i, their own metrics).
-        rounds: how many rounds the E-step took.
-        metrics: scalars for the loggers; histograms: per-prompt arrays for the loggers.
-        started: ``time.perf_counter()`` when the epoch began (epoch wall time).
-    """
-
-    epoch: int
-    rollouts: list[Rollout]
-    prompts: list[PromptRecord]
-    groups: list[list[Completion]]
-    allocation: Allocation
-    rounds: int = 1
-    step: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
-    histograms: dict[str, np.ndarray] = field(default_factory=dict)
-    started: float = 0.0
-
-
-@dataclass
-class Round:
-    """One round of an epoch's E-step: its prompts, the pilots drawn (all stages), the groups the update
-    may train on (kept pilots included), the allocation, the round's main-draw budget, and the samples it
-    spent from the epoch's budget (main draws, and kept pilots)."""
-
-    prompts: list[Prompt]
-    pilots: list[list[Completion]]
-    groups: list[list[Completion]]
-    allocation: Allocation
-    budget: int
-    spent: int
-
-    @staticmethod
-    def join(rounds: list[Round]) -> Round:
-        """The rounds of an epoch as one (prompts, groups and per-prompt decisions concatenated)."""
-        if len(rounds) == 1:
-            return rounds[0]
-
-        def joined(name: str):
-            parts = [getattr(r.allocation, name) for r in rounds]
-            return None if any(p is None for p in parts) else np.concatenate(parts)
-
-        histograms = {k: np.concatenate([r.allocation.histograms[k] for r in rounds]) for k in rounds[0].allocation.histograms if all(k in r.allocation.histograms for r in rounds)}
-        allocation = Allocation(joined("samples"), joined("acceptance_rate"), joined("grad_norm"), rounds[0].allocation.metrics, histograms)
-        return Round(
-            [p for r in rounds for p in r.prompts], [g for r in rounds for g in r.pilots], [g for r in rounds for g in r.groups],
-            allocation, sum(r.budget for r in rounds), sum(r.spent for r in rounds),
-        )  # fmt: skip
 
 
 class RolloutAlgorithm(PolicyModule):
@@ -234,7 +175,7 @@ class RolloutAlgorithm(PolicyModule):
             len(rounds), self.global_step, started=started,
         )  # fmt: skip
         result.metrics, result.histograms = self.epoch_metrics(result, epoch_round, epoch_budget, weighing, before, left_out, time.perf_counter() - started)
-        self._log_epoch(result, epoch_budget)
+        log_epoch(result, epoch_budget, self.allocator.keep_pilots)
         return result
 
     def refill_wanted(self, rounds: list[Round], left: int) -> tuple[int, bool]:
@@ -394,106 +335,16 @@ class RolloutAlgorithm(PolicyModule):
                 row_mask = mask[row : row + 1]
                 row_weights = None if weights is None else weights[row : row + 1]
                 stats.append((item.group, mismatch_statistics(trainer[row : row + 1], batch["sampler_logprobs"][row : row + 1], row_mask, row_weights), int(row_mask.sum())))
-        return self.mismatch_metrics(stats)
-
-    def mismatch_metrics(self, stats: list[tuple[int, dict[str, float], int]]) -> dict:
-        """Token-weighted means over all ranks of the rollout–trainer mismatch, and per prompt (kept for the
-        epoch's histograms and the mismatch-vs-allocation correlation)."""
-        everything = [row for part in all_gather_objects(stats) for row in part if row[1]]
-        tokens = sum(t for _, _, t in everything)
-        if not tokens:
-            return {}
-        keys = everything[0][1].keys()
-        metrics = {f"rollout/mismatch_{k}": sum(s[k] * t for _, s, t in everything) / tokens for k in keys if k not in ("weight_min", "weight_max")}
-        if "weight_min" in keys:
-            metrics["rollout/mismatch_weight_min"] = min(s["weight_min"] for _, s, _ in everything)
-            metrics["rollout/mismatch_weight_max"] = max(s["weight_max"] for _, s, _ in everything)
-        metrics["rollout/sampler_trainer_logprob_diff"] = metrics["rollout/mismatch_abs_logprob_diff"]
-        per_prompt: dict[int, list[float]] = {}
-        for group, s, t in everything:
-            per_prompt.setdefault(group, [0.0, 0.0])
-            per_prompt[group][0] += s["kl"] * t
-            per_prompt[group][1] += t
-        metrics["per_prompt_mismatch"] = {g: kl / t for g, (kl, t) in per_prompt.items()}
-        return metrics
+        return mismatch_metrics(stats)
 
     # ------------------------------------------------------------------ what the epoch reports
     def epoch_metrics(self, result: EpochRollouts, epoch_round: Round, epoch_budget: int, weighing: dict, before: dict, left_out: int, seconds: float):
-        """Scalars and histograms describing the epoch (pure bookkeeping; see README's TensorBoard table)."""
-        per_prompt_mismatch = weighing.pop("per_prompt_mismatch", None)
-        spent = {p: self.budget.total[p].samples - before["total"][p]["samples"] for p in ("pilot", "train")}
-        tokens = {p: self.budget.total[p].tokens - before["total"][p]["tokens"] for p in ("pilot", "train")}
-        generated = spent["pilot"] + spent["train"]
-        keep = self.allocator.keep_pilots
-        scored = epoch_round.groups if keep else [p + g for p, g in zip(epoch_round.pilots, epoch_round.groups)]
-        accepted = self.accepted(result.groups)
-        trained = [len(g) for g in result.groups]
-        metrics = {
-            **rollout_metrics(result.groups, accepted),
-            **outcome_metrics(scored),
-            **allocation_metrics(result.allocation, trained),
-            **weighing,
-            "rollout/informative_sample_share": weighing.get("rollout/informative_samples", 0.0) / max(generated, 1),
-            "rollout/untrained_sample_share": 1.0 - weighing.get("rollout/kept", 0.0) / max(generated, 1),
-            "rollout/informative_groups": float(self.informative_groups(result.groups)),
-            "rollout/rounds": float(result.rounds),
-            "allocation/extra_prompts": float(len(result.prompts) - self.data.prompts_per_epoch),  # candidates and refills
-            "allocation/unspent_samples": float(max(epoch_budget - epoch_round.spent, 0)),
-            "budget/samples_generated": float(self.budget.training_samples),
-            "budget/tokens_generated": float(self.budget.tokens("pilot", "train")),
-            "budget/pilot_samples": float(self.budget.samples("pilot")),
-            "budget/epoch_samples": float(generated),
-            "budget/epoch_pilot_samples": float(spent["pilot"]),
-            "budget/epoch_tokens": float(tokens["pilot"] + tokens["train"]),
-            "allocation/prompts_tracked": float(len(self.store)),
-            "time/estimate_seconds": self._estimate_seconds,
-            "time/rollout_seconds": seconds,
-            "rollout/skipped_update": float(not result.rollouts),
-        }
-        if world()[1] > 1:
-            metrics.update(self.distribution_metrics(result, left_out, before))
-        rates = acceptance_rates([sum(a) for a in accepted], trained)
-        histograms = {
-            "rollout/acceptance_rate_per_prompt": rates[np.isfinite(rates)],
-            "rollout/samples_per_prompt": np.array(trained),
-            "allocation/samples_per_prompt": result.allocation.samples,
-            **{f"allocation/{k}": v for k, v in result.allocation.histograms.items()},
-        }
-        if result.allocation.acceptance_rate is not None:
-            histograms["allocation/estimated_acceptance_rate"] = np.asarray(result.allocation.acceptance_rate)
-        if result.allocation.grad_norm is not None:
-            histograms["allocation/estimated_grad_norm"] = np.asarray(result.allocation.grad_norm)
-        if per_prompt_mismatch:  # where rollout and trainer disagree, beside what the allocator gave each prompt
-            groups = sorted(per_prompt_mismatch)
-            kl = np.array([per_prompt_mismatch[g] for g in groups])
-            histograms["allocation/mismatch_kl_per_prompt"] = kl
-            if len(groups) > 2 and np.ptp(kl) > 0 and np.ptp([trained[g] for g in groups]) > 0:
-                metrics["allocation/mismatch_samples_correlation"] = float(np.corrcoef(kl, [trained[g] for g in groups])[0, 1])
-        return metrics, histograms
-
-    def distribution_metrics(self, result: EpochRollouts, left_out: int, before: dict) -> dict[str, float]:
-        """Per rank: samples it generated this epoch, tokens it trains on, a checksum of its n_i."""
-        generated = sum(self.budget.local[p].samples - before["local"][p]["samples"] for p in ("pilot", "train"))
-        tokens = sum(len(r.prompt_ids) + len(r.response_ids) for r in result.rollouts)
-        crc = zlib.crc32(np.asarray(result.allocation.samples, dtype=np.int64).tobytes()) % (1 << 24)  # exact in float32
-        metrics = {"distributed/world_size": float(world()[1]), "distributed/dropped_for_balance": float(left_out)}
-        for r, (samples, train_tokens, checksum) in enumerate(all_gather_objects((generated, tokens, crc))):
-            metrics[f"distributed/rank{r}_generated_samples"] = float(samples)
-            metrics[f"distributed/rank{r}_train_tokens"] = float(train_tokens)
-            metrics[f"distributed/rank{r}_allocation_crc"] = float(checksum)
-        return metrics
-
-    def _log_epoch(self, result: EpochRollouts, epoch_budget: int) -> None:
-        m = result.metrics
-        faults = ", ".join(f"{int(m[k])} {k.split('/')[-1]}" for k in ("verifier/timeout", "verifier/error") if m.get(k))
-        pilots = int(m["budget/epoch_pilot_samples"])
-        log.info(
-            "epoch %d: %d prompts%s, %d samples (budget %d%s), acceptance %.3f, %s%s, %.1fs",
-            result.epoch, len(result.prompts), f" in {result.rounds} rounds" if result.rounds > 1 else "", m["budget/epoch_samples"], epoch_budget,
-            f" + {pilots} pilots" if not self.allocator.keep_pilots and pilots else f", {pilots} of them pilots" if pilots else "",
-            m["rollout/acceptance_rate"],
-            f"{int(m['rollout/kept'])} rollouts to train on" if result.rollouts or world()[1] > 1 else "nothing to train on: this epoch's update is skipped",
-            f", verifier faults: {faults}" if faults else "", m["time/rollout_seconds"],
+        """Scalars and histograms describing the epoch (gvmlit.algorithms.report; README's TensorBoard table)."""
+        return epoch_report(
+            result, epoch_round, EpochContext(
+                epoch_budget, self.data.prompts_per_epoch, self.allocator.keep_pilots, self.useful_group, self.budget, before,
+                len(self.store), self._estimate_seconds, seconds, left_out,
+            ), weighing,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoints
