@@ -1,6 +1,7 @@
 """Verifier throughput, old code against new code: answers scored per second, alternating A/B in one run.
 
     python bench/verifier_throughput.py                       # old = the commit before issue 23, 3 pairs
+    python bench/verifier_throughput.py --old 80a0fa8         # old = issue 23's first round (before the second)
     python bench/verifier_throughput.py --old REV --pairs 5   # any other revision to compare with
     python bench/verifier_throughput.py --old none            # the working tree alone
 
