@@ -268,6 +268,11 @@ LOWER_OPTIONS = "Which is largest? (a) 1 (b) 2 (c) 3 (d) 4"
         ("It is not option b, so option e.", "B", "", 0.0),
         ("The correct choice is (d).", "D", "", 1.0),
         ("d) since the others fail", "D", "", 1.0),
+        ("The best option here is d", "D", "", 1.0),
+        ("The best choice among them is clearly (e).", "E", "", 1.0),
+        ("I choose b.", "B", "", 1.0),
+        ("I choose a different approach, and get 5.", "A", "", 0.0),
+        ("The answer to part a is 5.", "A", "", 0.0),
         ("b", "B", "", 1.0),
         # the word "a" and other lower-case letters in prose choose nothing
         ("The answer is a bit more than 3.", "A", "", 0.0),

@@ -63,11 +63,14 @@ _LEADING_OPTION = re.compile(r"^[\s>*_#`~+\-\d.]*\(?([A-J])\)?[*_`]*[.:)]")
 _LOWER_CHOICE = re.compile(r"(?:(?:option|choice)\s*)?\(?([a-j])\)?(?:[.:)](?:\s+.*)?)?", re.IGNORECASE | re.DOTALL)
 _LOWER_LINE = re.compile(r"[\s>*_#`]*\(?([a-j])\)?[*_`]*\.?\s*")
 _LEADING_LOWER = re.compile(r"^[\s>*_#`~+\-]*(?:\(([a-j])\)|([a-j])\))(?=\s|$)")
-#: an option named by a keyword, in either case: "option c", "Choice (B)", "the correct option is c"; after
-#: "answer is" only a letter that ends its clause ("the answer is a." but not "the answer is a bit …")
+#: an option named by a keyword, in either case: "option c", "Choice (B)"; and a letter that ends its
+#: clause after "the (best) option / choice / answer … is", "I choose", "go with" ("the answer is a."
+#: and "the best option here is d", but not "the answer is a bit …" nor "I'd go with a different one")
 _KEYWORD_LETTER = re.compile(
-    r"\b(?:(?:option|choice)(?:\s+(?:is|was|would\s+be|will\s+be|should\s+be))?\s*[:#]?\s*\(?([a-jA-J])\)?"
-    r"|answer\s+(?:is|was|would\s+be|will\s+be|should\s+be)\s*:?\s*\(?([a-jA-J])\)?(?=\s*(?:$|[.,;:!?*)\]])))"
+    r"\b(?:(?:option|choice)\s*[:#]?\s*\(?([a-jA-J])\)?"
+    r"|(?:(?:option|choice|answer)\b[^.;!?\n]{0,30}?\b(?:is|was|would\s+be|will\s+be|should\s+be)\s*:?"
+    r"(?:\s*(?:clearly|obviously|definitely|surely|probably|likely|therefore|thus))?"
+    r"|\b(?:choose|chose|pick|picked|select|selected|go\s+with|going\s+with))\s*\(?([a-jA-J])\)?(?=\s*(?:$|[.,;:!?*)\]])))"
     r"(?![A-Za-z0-9'$_^}\\])",
     re.IGNORECASE,
 )
@@ -141,7 +144,7 @@ def _standalone_letters(text: str, allowed: str, lowercase: bool = False) -> lis
     """The letters of ``allowed`` that stand alone in ``text`` and are not negated, in order; with
     ``lowercase``, also a lower-case letter that a keyword names ("option c")."""
     found = [(m.start(), m.end(), m.group(1)) for m in _LETTER.finditer(text)]
-    if lowercase and ("ption" in text or "hoice" in text or "nswer" in text):
+    if lowercase and re.search(r"ption|hoice|nswer|choose|chose|pick|select|go(?:ing)? with", text, re.IGNORECASE):
         taken = {start for start, _, _ in found}
         for m in _KEYWORD_LETTER.finditer(text):
             group = 1 if m.group(1) is not None else 2
