@@ -324,6 +324,8 @@ def run_name(model, seed) -> str:
     """A run's directory name from what actually runs: ``<algorithm>[-lora]-<allocator>-seed<k>``
     (``raft++-gvmpp-seed0``, ``grpo-lora-uniform-seed3``, ``sft-seed0``)."""
     algorithm = getattr(model, "variant", type(model).__name__.lower())
+    if getattr(getattr(model, "loss", None), "ratio", "token") == "sequence":  # GSPO's sequence-level ratio
+        algorithm = "gspo" if algorithm == "grpo" else f"{algorithm}-seq"
     parts = [algorithm]
     if getattr(getattr(model, "policy", None), "has_adapters", False):
         parts.append("lora")
