@@ -216,7 +216,8 @@ class GVMLitCLI(LightningCLI):
                 raise GvmlitError(f"--ckpt_path last: no run under {root} saved a checkpoint (version_*/checkpoints/last.ckpt); nothing to resume")
             else:
                 ckpt = str(found)
-                self._refuse_finished(found.parent.parent)
+                if self.subcommand == "fit":  # testing or validating a finished run is what it is for
+                    self._refuse_finished(found.parent.parent)
             self.config[self.subcommand]["ckpt_path"] = self.config_init[self.subcommand]["ckpt_path"] = ckpt
         if ckpt is not None and (version := version_of(Path(ckpt), root)) is not None:
             logger._version = version  # continue that run's TensorBoard directory, not a new version

@@ -94,12 +94,15 @@ class RolloutDataModule(RunSeeded, LightningDataModule):
         self._batches: EpochBatches | None = None
         self._encoded: dict[str, Prompt] = {}
         self._train: list[Prompt] | None = None
+        self._fitting = False
 
     def connect(self, tokenizer, *, chat_template: bool, max_prompt_tokens: int, buffer: EpochBuffer) -> None:
         """What the learner provides: its tokenizer, whether prompts go through its chat template, the
         longest prompt its model takes with a full response, and the buffer it fills every epoch."""
         self._tokenizer, self._chat_template, self._max_prompt_tokens = tokenizer, chat_template, max_prompt_tokens
         self._buffer = buffer
+        if self._fitting:  # every training prompt encoded and checked now, before the starting policy is evaluated
+            self.train_prompts()
 
     def setup(self, stage: str) -> None:
         """The run seed reaches the order of prompts and the source's generated pool (gvmlit.seeding); the
@@ -110,6 +113,7 @@ class RolloutDataModule(RunSeeded, LightningDataModule):
             if isinstance(source, RunSeeded):
                 source.use_run_seed(seed)
         self._train = None  # the pool may have moved with the seed
+        self._fitting = stage == "fit"
         if stage == "fit":
             self.source.records("train")
         self.eval_source.records("test" if stage == "test" else "val")
