@@ -186,7 +186,17 @@ def summarize(results: list[dict], levels: list[float], metric: str, title: str 
 
 
 def plot(results: list[dict], path: Path, metric: str, title: str = "") -> None:
-    """Held-out ``metric`` against generated samples: mean over seeds, min–max band, one line per arm."""
+    """:func:`figure`, written to ``path``."""
+    from gvmlit.plots import plt
+
+    fig = figure(results, metric, title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def figure(results: list[dict], metric: str, title: str = ""):
+    """Held-out ``metric`` against generated samples: mean over seeds, min–max band, one line per arm;
+    titled by ``title`` or, without one, by the arms compared."""
     from gvmlit.plots import plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -200,12 +210,12 @@ def plot(results: list[dict], path: Path, metric: str, title: str = "") -> None:
         ax.fill_between(grid, values.min(0), values.max(0), color=line.get_color(), alpha=0.15)
     ax.set_xlabel("generated training samples (pilots included)")
     ax.set_ylabel(f"held-out {metric}")
-    ax.set_title(title)
+    arms = list(dict.fromkeys(r["arm"] for r in results))
+    ax.set_title(title or f"{' vs '.join(arms)}: {metric} per generated sample", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, title="arm (seeds); band: min–max", title_fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def ablate(args, overrides: list[str]) -> list[dict]:

@@ -168,6 +168,19 @@ def table(comparison: dict) -> str:
 
 
 def plot_curves(comparison: dict, runs: list[dict], path: Path) -> None:
+    """:func:`curves_figure`, written to ``path``."""
+    _save(curves_figure(comparison, runs), path)
+
+
+def _save(fig, path: Path) -> None:
+    from gvmlit.plots import plt
+
+    if fig is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+def curves_figure(comparison: dict, runs: list[dict]):
     """mean@k against generated samples, one line per arm (mean over seeds, ±1 standard error band)."""
     from gvmlit.plots import plt
 
@@ -189,17 +202,21 @@ def plot_curves(comparison: dict, runs: list[dict], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title="arm (seeds)", title_fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def plot_deltas(comparisons: list[dict], path: Path) -> None:
+    """:func:`deltas_figure`, written to ``path`` (nothing when no arm has a comparison)."""
+    _save(deltas_figure(comparisons), path)
+
+
+def deltas_figure(comparisons: list[dict]):
     """ΔAUC of mean@k against uniform, every arm and regime, with the paired-t (thick) and BCa (thin) intervals."""
     from gvmlit.plots import plt
 
     rows = [(f"{c['regime']}/{c['algorithm']}", arm, r) for c in comparisons for arm, r in c["against_uniform"].items() if r]
     if not rows:
-        return
+        return None
     fig, ax = plt.subplots(figsize=(7.5, 0.28 * len(rows) + 1.4))
     for y, (group, arm, r) in enumerate(rows):
         color = "C3" if arm == "gvmpp" else "C0"
@@ -213,10 +230,10 @@ def plot_deltas(comparisons: list[dict], path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("ΔAUC of mean@k against uniform (paired over seeds; thick: t 95 %, thin: BCa 95 %)")
     ax.set_title("Every arm against uniform, per generated sample")
+    ax.set_ylabel("regime/algorithm: arm")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def analyze(runs_root: Path | list[Path], out: Path, plots: bool = True) -> list[dict]:
