@@ -5,7 +5,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from gvmlit.metrics import BenchmarkMetrics, format_table, maj_at_k, mean_at_k, pass_at_k
+from gvmlit.metrics import BenchmarkMetrics, EvaluationCost, ProblemOutcomes, format_table, maj_at_k, mean_at_k, pass_at_k
 
 
 def test_pass_at_k_unbiased_estimator():
@@ -75,6 +75,11 @@ def _synced_table(rank: int, port: int, results) -> None:
         metrics = BenchmarkMetrics(["a", "b"], samples=4, ks=[1, 2, 4], average="micro")
         metrics.update([NAMES[i] for i in rows], GREEDY[rows], SAMPLED[rows], [ANSWERS[i] for i in rows])
         results[rank] = metrics.table()
+        for held in (rows, rows if rank == 0 else []):  # then a rank with no problems at all
+            outcomes, cost = ProblemOutcomes(), EvaluationCost()
+            outcomes.update(held[::-1], SAMPLED[held[::-1]].sum(axis=1), GREEDY[held[::-1]])  # order restored by compute
+            cost.update(4 * len(held), 10 * len(held) + rank)
+            results[f"outcomes{rank}:{len(results)}"] = (outcomes.compute().tolist(), cost.compute())
     finally:
         dist.destroy_process_group()
 
@@ -96,3 +101,8 @@ def test_metrics_synced_over_two_ranks_with_uneven_shards_equal_the_single_proce
     for rank in (0, 1):
         for benchmark, row in expected.items():
             assert results[rank][benchmark] == pytest.approx(row), (rank, benchmark)
+    # per-problem outcomes (position, correct of 4, greedy) concatenated in the split's order, costs summed
+    every = [[i, int(SAMPLED[i].sum()), int(GREEDY[i])] for i in range(5)]
+    first = [[i, int(SAMPLED[i].sum()), int(GREEDY[i])] for i in range(3)]
+    found = sorted(v for k, v in results.items() if isinstance(k, str))
+    assert found == sorted([(every, (20, 51))] * 2 + [(first, (12, 31))] * 2)

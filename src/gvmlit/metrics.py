@@ -10,6 +10,7 @@ from math import comb
 import numpy as np
 import torch
 from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
 from gvmlit.records import OUTCOMES, Completion
 
@@ -122,6 +123,47 @@ class MajAtK(ProblemAverage):
 
     def update(self, answers, correct) -> None:
         self._add([maj_at_k(a, list(c), self.k) for a, c in zip(answers, np.asarray(correct).tolist())])
+
+
+class ProblemOutcomes(Metric):
+    """Per problem of an evaluation: its position in the split, how many of its k samples were correct,
+    and whether its greedy answer was — concatenated across ranks by torchmetrics when computed (ranks may
+    hold different numbers of problems, none at all included)."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        for name in ("position", "correct", "greedy"):  # lists of 1-D float tensors (exact below 2^24)
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    def update(self, positions, correct, greedy) -> None:
+        for name, values in (("position", positions), ("correct", correct), ("greedy", greedy)):
+            getattr(self, name).append(torch.as_tensor(np.asarray(values, dtype=np.float32), device=self.device).reshape(-1))
+
+    def compute(self) -> torch.Tensor:
+        """[P, 3] integer rows of (position, correct, greedy correct), in the split's order."""
+        columns = [dim_zero_cat(getattr(self, n)) if len(getattr(self, n)) else torch.zeros(0) for n in ("position", "correct", "greedy")]
+        rows = torch.stack([c.reshape(-1) for c in columns], dim=1).round().long()
+        return rows[torch.argsort(rows[:, 0])]
+
+
+class EvaluationCost(Metric):
+    """The samples and response tokens an evaluation generated, summed across ranks when computed."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("samples", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("tokens", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, samples: int, tokens: int) -> None:
+        self.samples += int(samples)
+        self.tokens += int(tokens)
+
+    def compute(self) -> tuple[int, int]:
+        return int(self.samples), int(self.tokens)
 
 
 class BenchmarkMetrics:

@@ -36,7 +36,7 @@ from gvmlit.errors import GvmlitError
 from gvmlit.export import describe_policy, plain_model
 from gvmlit.forward import batch_logprobs
 from gvmlit.losses import aggregate, kl_k3, token_entropy
-from gvmlit.parallel import all_gather_objects, check_strategy, full_state_dict, is_sharded, shard_for, world
+from gvmlit.parallel import check_strategy, full_state_dict, is_sharded, shard_for, world
 from gvmlit.policy import PolicyLoader, TinyCharPolicy, max_model_length
 from gvmlit.records import Prompt, Rollout
 from gvmlit.sampling import HFSampler, Sampler
@@ -325,10 +325,10 @@ class PolicyModule(LightningModule):
         """Before an evaluation: the metrics, the policy to sample from and the engine's weights (the
         evaluation's only collectives before its end, so ranks may hold different numbers of batches).
         False when the split has no problems (nothing to evaluate)."""
-        benchmarks = self.data.benchmarks(split)
-        if not benchmarks:
+        problems = self.data.evaluation_prompts(split)
+        if not problems:
             return False
-        self.evaluator.start(benchmarks, self.device)
+        self.evaluator.start(problems, self.device)
         self._eval_policy = [self.rollout_policy(self.eval_sampler)]
         self.eval_sampler.prepare(self._eval_policy[0])
         return True
@@ -339,8 +339,8 @@ class PolicyModule(LightningModule):
         self.eval_sampler.release()
         self._eval_policy = []
         ours = self.budget.local["eval"]
-        counts = all_gather_objects((ours.samples - self._eval_counted[0], ours.tokens - self._eval_counted[1]))
-        self.budget.add_total("eval", sum(c[0] for c in counts), sum(c[1] for c in counts))
+        self.evaluator.count(ours.samples - self._eval_counted[0], ours.tokens - self._eval_counted[1])
+        self.budget.add_total("eval", *self.evaluator.cost.compute())
         self._eval_counted = (ours.samples, ours.tokens)
         # `gvmlit validate|test --ckpt_path …` restores the weights but not the loop: report the checkpoint's step
         step = self.global_step if self.trainer.state.fn == "fit" or self._checkpoint_step is None else self._checkpoint_step

@@ -17,7 +17,7 @@ import numpy as np
 
 from gvmlit.algorithms.settings import EvaluationSettings
 from gvmlit.collector import RolloutCollector
-from gvmlit.metrics import BenchmarkMetrics
+from gvmlit.metrics import BenchmarkMetrics, EvaluationCost, ProblemOutcomes
 from gvmlit.records import Prompt
 from gvmlit.sampling import Sampler
 
@@ -50,11 +50,24 @@ class Evaluator:
     def __init__(self, settings: EvaluationSettings) -> None:
         self.settings = settings
         self.metrics: BenchmarkMetrics | None = None
-        self.outcomes: list[dict] = []
+        self.outcomes = ProblemOutcomes()
+        self.cost = EvaluationCost()
+        self._problems: list[Prompt] = []
+        self._position: dict[str, int] = {}
 
-    def start(self, benchmarks: list[str], device=None) -> None:
+    def start(self, problems: list[Prompt], device=None) -> None:
+        """Before an evaluation of ``problems`` (the whole split; each rank scores its own share)."""
+        benchmarks = list(dict.fromkeys(benchmark_of(p) for p in problems))
         self.metrics = BenchmarkMetrics(benchmarks, self.settings.samples, self.settings.pass_ks, self.settings.benchmark_average, device)
-        self.outcomes = []
+        self._problems, self._position = problems, {p.record.uid: i for i, p in enumerate(problems)}
+        for metric in (self.outcomes, self.cost):
+            metric.reset()
+            if device is not None:
+                metric.to(device)
+
+    def count(self, samples: int, tokens: int) -> None:
+        """What this rank's share of the evaluation generated."""
+        self.cost.update(samples, tokens)
 
     def score(self, collector: RolloutCollector, policy, prompts: list[Prompt], sampler: Sampler) -> None:
         """Greedy and sampled correctness of ``prompts`` (this rank's), into the metrics."""
@@ -64,17 +77,22 @@ class Evaluator:
             groups = collector.collect(policy, prompts, [self.settings.samples] * len(prompts), "eval", sampler=sampler, across_ranks=False)
             sampled = np.array([[c.outcome == "correct" for c in g] for g in groups], dtype=np.float64)
             answers = [[collector.verifier.extract(c.text) for c in g] for g in groups]
-        benchmarks = [p.record.meta.get("benchmark", "val") for p in prompts]
         greedy_correct = np.array([g[0].outcome == "correct" for g in greedy], dtype=np.float64)
-        self.metrics.update(benchmarks, greedy_correct, sampled, answers)
-        for i, prompt in enumerate(prompts):  # per problem, so that anyone can re-analyse a run without rerunning it
-            k = self.settings.samples
-            correct = int(sampled[i].sum()) if sampled is not None else 0
-            self.outcomes.append({"id": prompt.record.uid, "benchmark": benchmarks[i], "correct": correct, "k": k, "greedy_correct": bool(greedy_correct[i])})
+        self.metrics.update([benchmark_of(p) for p in prompts], greedy_correct, sampled, answers)
+        # per problem, so that anyone can re-analyse a run without rerunning it
+        correct = sampled.sum(axis=1) if sampled is not None else np.zeros(len(prompts))
+        self.outcomes.update([self._position[p.record.uid] for p in prompts], correct, greedy_correct)
 
     def finish(self, stage: Literal["val", "test"], step: int, samples: int) -> Evaluation:
         """The evaluation (a collective under several processes: every rank calls it)."""
-        from gvmlit.parallel import all_gather_objects
-
-        outcomes = [o for part in all_gather_objects(self.outcomes) for o in part]
+        k = self.settings.samples
+        outcomes = [
+            {"id": (p := self._problems[int(i)]).record.uid, "benchmark": benchmark_of(p), "correct": int(c), "k": k, "greedy_correct": bool(g)}
+            for i, c, g in self.outcomes.compute().tolist()
+        ]  # fmt: skip
         return Evaluation(stage, step, samples, self.metrics.table(), self.settings.benchmark_average, outcomes)
+
+
+def benchmark_of(prompt: Prompt) -> str:
+    """The benchmark a held-out problem belongs to (``val`` when its record names none)."""
+    return prompt.record.meta.get("benchmark", "val")

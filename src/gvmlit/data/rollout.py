@@ -195,10 +195,6 @@ class RolloutDataModule(RunSeeded, LightningDataModule):
         size = self.test_size if split == "test" else self.val_size
         return [self.encode(r) for r in self.eval_source.records(split)[:size]]
 
-    def benchmarks(self, split: str) -> list[str]:
-        """The benchmark names of ``split``, in order of first appearance (``val`` when records name none)."""
-        return list(dict.fromkeys(p.record.meta.get("benchmark", "val") for p in self.evaluation_prompts(split)))
-
     def _evaluation_loader(self, split: str) -> DataLoader:
         return DataLoader(RankPrompts(self.evaluation_prompts(split), self.val_batch_size, world), batch_size=None)
 
