@@ -7,6 +7,9 @@ Runs on the device vLLM's platform runs on: a CUDA GPU (bfloat16) or, with vLLM'
 (float32, eager, ``--threads`` torch threads for both samplers). Prints generated tokens per second of
 each sampler (median of ``--repeats`` rollouts after one warm-up, the samplers alternating; weight sync
 included for vLLM, as in training), the ratio vLLM / HF, and the device both were measured on. Without vLLM it says so and exits.
+
+    python bench/sampler_throughput.py --chunks 256 32    # what chunking costs: one generate call per rollout
+                                                          # against chunks of 256 and of 32 prompts (vLLM only)
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ def main() -> None:
     parser.add_argument("--dtype", default=None, help="default: bfloat16 on CUDA, float32 on CPU")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="torch threads on CPU")
+    parser.add_argument("--chunks", type=int, nargs="+", default=None,
+                        help="instead of HF against vLLM: vLLM in one generate call against chunks of these many prompts (VLLMSampler.chunk_prompts)")
     args = parser.parse_args()
     try:
         from vllm.platforms import current_platform
@@ -95,6 +100,8 @@ def main() -> None:
         engine.update(gpu_memory_utilization=0.5)
     else:
         engine.update(enforce_eager=True, sleep_between_rollouts=False, kv_cache_gib=1.0)
+    if args.chunks:
+        return compare_chunks(args, engine, model, tokenizer, prompts, device)
     vl = VLLMSampler(max_new_tokens=args.max_new_tokens, **engine)
     rates = measure({"hf": hf, "vllm": vl}, model, tokenizer, prompts, args.samples, args.repeats, device)
     hf_rate, vllm_rate = statistics.median(rates["hf"]), statistics.median(rates["vllm"])
@@ -105,6 +112,21 @@ def main() -> None:
     print(f"HFSampler   {hf_rate:10.0f} tokens/s  ({spread['hf']})")
     print(f"VLLMSampler {vllm_rate:10.0f} tokens/s  ({spread['vllm']}; weight sync included)")
     print(f"vLLM / HF = {vllm_rate / hf_rate:.2f}×  on {device}")
+
+
+def compare_chunks(args, engine: dict, model, tokenizer, prompts, device: str) -> None:
+    """vLLM with a rollout in one ``generate`` call against chunked calls (between chunks a stop signal is
+    honoured), one engine per setting, alternating."""
+    from gvmlit.sampling import VLLMSampler
+
+    samplers = {"one call": VLLMSampler(max_new_tokens=args.max_new_tokens, chunk_prompts=None, **engine)}
+    samplers |= {f"chunks of {c}": VLLMSampler(max_new_tokens=args.max_new_tokens, chunk_prompts=c, **engine) for c in args.chunks}
+    rates = measure(samplers, model, tokenizer, prompts, args.samples, args.repeats, device)
+    base = statistics.median(rates["one call"])
+    print(f"device: {device_label(device, torch.get_num_threads())}")
+    print(f"{len(prompts)} prompts × {args.samples} samples, ≤ {args.max_new_tokens} new tokens; median of {args.repeats} alternating rollouts")
+    for name, r in rates.items():
+        print(f"{name:14s} {statistics.median(r):10.0f} tokens/s  ({min(r):.0f}–{max(r):.0f})  {statistics.median(r) / base:.2f}× one call")
 
 
 if __name__ == "__main__":
