@@ -156,10 +156,15 @@ class PolicyModule(LightningModule):
             self.collector = RolloutCollector(self.sampler, self.verifier, self.tokenizer, self.budget, **self.collector_settings())
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         if isinstance(datamodule, RolloutDataModule):
-            longest = max(self.sampler.max_new_tokens, self.eval_sampler.max_new_tokens)
+            longest, limit = max(self.sampler.max_new_tokens, self.eval_sampler.max_new_tokens), max_model_length(self.model)
+            if longest >= limit:
+                raise GvmlitError(
+                    f"the samplers' max_new_tokens={longest} leaves no room for a prompt: it exceeds the model's maximum length "
+                    f"{limit} (model.sampler / model.eval_sampler .init_args.max_new_tokens)"
+                )
             datamodule.connect(
                 self.tokenizer, chat_template=self.policy.use_chat_template,
-                max_prompt_tokens=max_model_length(self.model) - longest, buffer=self.buffer,
+                max_prompt_tokens=limit - longest, buffer=self.buffer,
             )  # fmt: skip
 
     def collector_settings(self) -> dict:

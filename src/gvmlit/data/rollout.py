@@ -133,8 +133,9 @@ class RolloutDataModule(RunSeeded, LightningDataModule):
             return True
         if self.overlong_prompts == "error":
             raise GvmlitError(
-                f"prompt {record_name(prompt.record)} has {len(prompt.token_ids)} tokens; with the "
-                f"sampler's max_new_tokens it exceeds the model's maximum length (set data.overlong_prompts=skip to drop such prompts)"
+                f"prompt {record_name(prompt.record)} has {len(prompt.token_ids)} tokens; with the sampler's max_new_tokens it "
+                f"exceeds the model's maximum length ({self._max_prompt_tokens} prompt tokens fit; set data.overlong_prompts=skip "
+                f"to drop such prompts)"
             )
         return False
 
