@@ -72,6 +72,9 @@ def test_a_synthetic_pair_of_arms_gives_the_known_delta_auc_and_interval(tmp_pat
     assert 0.01 <= low < 0.025 < high <= 0.04  # within the range of the differences
     text = (tmp_path / "out" / "results.md").read_text()
     assert "primary comparison" in text and "+0.025" in text
+    # the decision rule: one regime, its interval above 0; no overall claim from one regime (two needed)
+    assert f"- GVM++ beats uniform on math_like per generated sample: ΔAUC = +0.025 [{0.025 - half:+.3f}, {0.025 + half:+.3f}] (n = 4 paired seeds)." in text
+    assert "Overall: GVM++ is not shown to beat uniform on the held-out regimes (1 with L > 0, 0 with U < 0 after Holm)." in text
     # the pre-registered levels are π0 + 0.05, 0.10, 0.15; uniform (seed 0) reaches 0.45 at 250 samples, never 0.55 with end 0.58
     assert comparison["levels"] == pytest.approx([0.45, 0.50, 0.55])
     uniform = {s["seed"]: s for s in comparison["summaries"]["uniform"]}
@@ -158,3 +161,30 @@ def test_curve_points_come_every_so_many_samples_and_at_the_budget():
         else:
             assert trainer.check_val_every_n_epoch == NEVER
     assert evaluated == [300, 600, 900, 1000]  # ≥ 256 apart, and at the budget
+
+
+def _paired_regimes(gains: dict[str, list[float]]) -> list[dict]:
+    """One held-out comparison per regime whose GVM++ − uniform ΔAUC is ``gains[regime]``, seed by seed."""
+    from gvmlit.study.analysis import compare
+
+    return [
+        compare([_synthetic_run(arm, seed, 0.6 + (2 * d if arm == "gvmpp" else 0), regime=regime) for seed, d in enumerate(deltas) for arm in ("uniform", "gvmpp")])
+        for regime, deltas in gains.items()
+    ]  # fmt: skip
+
+
+def test_the_decision_rule_applies_holm_over_the_regimes():
+    from gvmlit.study.analysis import decision, paired_p_value
+    from gvmlit.study.stats import paired_t_interval
+
+    # regime a: a clear gain (smallest p: Holm's 98.3 %); b: a gain whose 95 % interval excludes 0 but whose
+    # Holm interval (97.5 %) does not; c: nothing (largest p: 95 %). ΔAUC = (end difference) / 2 here.
+    gains = {"a": [0.02, 0.03, 0.025, 0.035], "b": [0.01, 0.03, 0.01, 0.03], "c": [-0.01, 0.01, 0.0, 0.005]}
+    assert paired_t_interval(gains["b"])[1] > 0 and paired_t_interval(gains["b"], 1 - 0.05 / 2)[1] < 0  # the case Holm changes
+    text = "\n".join(decision(_paired_regimes(gains)))
+    assert "- GVM++ beats uniform on a per generated sample" in text and "- GVM++ beats uniform on b per generated sample" in text
+    assert "- no difference detected on c" in text and "at 97.5 %" in text
+    assert "Overall: GVM++ is not shown to beat uniform on the held-out regimes (1 with L > 0, 0 with U < 0 after Holm)." in text
+    gains["b"] = [0.02, 0.03, 0.025, 0.035]  # b as clear as a: two regimes with L > 0 after Holm
+    assert "Overall: GVM++ beats uniform on the held-out regimes (2 with L > 0, 0 with U < 0 after Holm)." in "\n".join(decision(_paired_regimes(gains)))
+    assert paired_p_value([0.01, 0.01, 0.01]) == 0.0 and paired_p_value([0.01, -0.01]) == 1.0

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gvmlit.study.stats import area_under_curve, bca_interval, curve_value, first_reaching, paired_t_interval
+from gvmlit.study.stats import area_under_curve, bca_interval, curve_value, first_reaching, paired_t_interval, t_cdf
 
 #: pre-registered accuracy levels: π0's mean@k (mean over the comparison's runs) plus these
 LEVEL_GAINS = (0.05, 0.10, 0.15)
@@ -236,6 +236,49 @@ def deltas_figure(comparisons: list[dict]):
     return fig
 
 
+def paired_p_value(differences) -> float:
+    """Two-sided paired-t p-value of the mean of ``differences`` against 0 (nan with fewer than 2)."""
+    d = np.asarray(differences, dtype=np.float64)
+    if d.size < 2:
+        return float("nan")
+    sd = float(d.std(ddof=1))
+    if sd == 0:
+        return 0.0 if d.mean() != 0 else 1.0
+    t = float(d.mean()) / (sd / np.sqrt(d.size))
+    return 2 * (1 - t_cdf(abs(t), d.size - 1))
+
+
+def decision(comparisons: list[dict], arm: str = "gvmpp", algorithm: str = "grpo") -> list[str]:
+    """The pre-registered decision rule (docs/study/PROTOCOL.md §2) on the held-out regimes: per regime
+    "beats", "is worse than" or "no difference detected" from the paired-t 95 % interval of ΔAUC, then the
+    overall claim with Holm's correction over the regimes (the smallest p-value's interval at 1 − α/m, the
+    next at 1 − α/(m − 1), …): at least two regimes with L > 0 and none with U < 0."""
+    rows = [(c["regime"], c["against_uniform"].get(arm)) for c in comparisons if c["split"] == "heldout" and c["algorithm"] == algorithm]
+    rows = [(regime, r) for regime, r in rows if r and len(r["differences"]) >= 2]
+    if not rows:
+        return []
+    name = {"gvmpp": "GVM++"}.get(arm, arm)
+    lines = [f"Decision rule ({name} − uniform, {algorithm}, ΔAUC of mean@k, paired-t 95 %):", ""]
+    for regime, r in rows:
+        low, high = r["t_interval"]
+        verdict = (f"{name} beats uniform on {regime} per generated sample" if low > 0 else
+                   f"{name} is worse than uniform on {regime}" if high < 0 else f"no difference detected on {regime}")  # fmt: skip
+        lines.append(f"- {verdict}: ΔAUC = {r['mean']:+.3f} [{low:+.3f}, {high:+.3f}] (n = {len(r['differences'])} paired seeds).")
+    ordered = sorted(rows, key=lambda row: paired_p_value(row[1]["differences"]))
+    holm, m = [], len(ordered)
+    for k, (regime, r) in enumerate(ordered):
+        confidence = 1 - 0.05 / (m - k)
+        _, low, high = paired_t_interval(r["differences"], confidence)
+        holm.append((regime, low, high, confidence))
+    wins = [h for h in holm if h[1] > 0]
+    losses = [h for h in holm if h[2] < 0]
+    overall = len(wins) >= 2 and not losses
+    lines += ["", "Holm over the regimes: " + "; ".join(f"{g} [{lo:+.3f}, {hi:+.3f}] at {100 * c:.1f} %" for g, lo, hi, c in holm) + "."]
+    lines.append(f"Overall: {name} {'beats' if overall else 'is not shown to beat'} uniform on the held-out regimes "
+                 f"({len(wins)} with L > 0, {len(losses)} with U < 0 after Holm).")  # fmt: skip
+    return lines + [""]
+
+
 def analyze(runs_root: Path | list[Path], out: Path, plots: bool = True) -> list[dict]:
     """Rebuild ``results.md``, ``results.json`` and the plots from the run files under ``runs_root`` (one
     folder or several, pooled: e.g. the study's runs with the design variants of docs/study/tuning/)."""
@@ -250,6 +293,7 @@ def analyze(runs_root: Path | list[Path], out: Path, plots: bool = True) -> list
     out.mkdir(parents=True, exist_ok=True)
     where = ", ".join(f"`{root.name}/`" for root in roots)
     text = ["# Study results", "", f"Rebuilt by `python bench/study.py analyze` from {len(runs)} run files under {where}.", ""]
+    text += decision(comparisons)
     text += [table(c) for c in comparisons]
     (out / "results.md").write_text("\n".join(text))
     (out / "results.json").write_text(json.dumps(comparisons, indent=1, default=float))
