@@ -75,11 +75,11 @@ def _synced_table(rank: int, port: int, results) -> None:
         metrics = BenchmarkMetrics(["a", "b"], samples=4, ks=[1, 2, 4], average="micro")
         metrics.update([NAMES[i] for i in rows], GREEDY[rows], SAMPLED[rows], [ANSWERS[i] for i in rows])
         results[rank] = metrics.table()
-        for held in (rows, rows if rank == 0 else []):  # then a rank with no problems at all
+        for case, held in enumerate((rows, rows if rank == 0 else [])):  # then a rank with no problems at all
             outcomes, cost = ProblemOutcomes(), EvaluationCost()
             outcomes.update(held[::-1], SAMPLED[held[::-1]].sum(axis=1), GREEDY[held[::-1]])  # order restored by compute
             cost.update(4 * len(held), 10 * len(held) + rank)
-            results[f"outcomes{rank}:{len(results)}"] = (outcomes.compute().tolist(), cost.compute())
+            results[f"outcomes{rank}:{case}"] = (outcomes.compute().tolist(), cost.compute())
     finally:
         dist.destroy_process_group()
 

@@ -187,11 +187,9 @@ def summarize(results: list[dict], levels: list[float], metric: str, title: str 
 
 def plot(results: list[dict], path: Path, metric: str, title: str = "") -> None:
     """:func:`figure`, written to ``path``."""
-    from gvmlit.plots import plt
+    from gvmlit.plots import save_figure
 
-    fig = figure(results, metric, title)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(figure(results, metric, title), path)
 
 
 def figure(results: list[dict], metric: str, title: str = ""):

@@ -19,3 +19,9 @@ def allocation_figure(acceptance_rate, samples, epoch: int):
     ax.set_title(f"epoch {epoch}")
     fig.tight_layout()
     return fig
+
+
+def save_figure(fig, path) -> None:
+    """Write ``fig`` to ``path`` (PNG, 110 dpi) and free it."""
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

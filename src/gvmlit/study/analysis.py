@@ -169,15 +169,9 @@ def table(comparison: dict) -> str:
 
 def plot_curves(comparison: dict, runs: list[dict], path: Path) -> None:
     """:func:`curves_figure`, written to ``path``."""
-    _save(curves_figure(comparison, runs), path)
+    from gvmlit.plots import save_figure
 
-
-def _save(fig, path: Path) -> None:
-    from gvmlit.plots import plt
-
-    if fig is not None:
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+    save_figure(curves_figure(comparison, runs), path)
 
 
 def curves_figure(comparison: dict, runs: list[dict]):
@@ -207,7 +201,10 @@ def curves_figure(comparison: dict, runs: list[dict]):
 
 def plot_deltas(comparisons: list[dict], path: Path) -> None:
     """:func:`deltas_figure`, written to ``path`` (nothing when no arm has a comparison)."""
-    _save(deltas_figure(comparisons), path)
+    from gvmlit.plots import save_figure
+
+    if (fig := deltas_figure(comparisons)) is not None:
+        save_figure(fig, path)
 
 
 def deltas_figure(comparisons: list[dict]):
