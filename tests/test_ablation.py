@@ -188,3 +188,29 @@ def test_the_decision_rule_applies_holm_over_the_regimes():
     gains["b"] = [0.02, 0.03, 0.025, 0.035]  # b as clear as a: two regimes with L > 0 after Holm
     assert "Overall: GVM++ beats uniform on the held-out regimes (2 with L > 0, 0 with U < 0 after Holm)." in "\n".join(decision(_paired_regimes(gains)))
     assert paired_p_value([0.01, 0.01, 0.01]) == 0.0 and paired_p_value([0.01, -0.01]) == 1.0
+
+
+def test_the_named_peer_is_compared_and_raftpp_is_secondary(tmp_path):
+    """GVM++ is compared with the peer PROTOCOL.md names (knapsack), not with whichever peer did best (that
+    one is shown as description only); a held-out RAFT++ comparison is labelled secondary, with its own
+    decision lines; run CPU time is a paired ratio to uniform's."""
+    from gvmlit.study.analysis import analyze
+
+    ends = {"uniform": 0.60, "gvmpp": 0.62, "knapsack": 0.61, "greso": 0.70}
+    for algorithm in ("grpo", "raftpp"):
+        for seed in range(3):
+            for arm, end in ends.items():
+                run = _synthetic_run(arm, seed, end + 0.01 * seed * (arm == "gvmpp"), algorithm=algorithm)
+                run["cpu_seconds"] = 100.0 * (1.2 if arm == "gvmpp" else 1.0)
+                path = tmp_path / "runs" / "math_like" / algorithm / arm / f"seed{seed}.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(run))
+    grpo, raftpp = analyze(tmp_path / "runs", tmp_path / "out", plots=False)
+    assert grpo["named_peer"] == "knapsack" and grpo["best_peer_by_mean"] == "greso"
+    assert grpo["gvmpp_against_named_peer"]["mean"] == pytest.approx(0.01)  # ends differ by 0.01, 0.02, 0.03: ΔAUC = half their mean
+    assert grpo["cpu_ratio_to_uniform"]["gvmpp"] == pytest.approx(1.2) and grpo["cpu_ratio_to_uniform"]["knapsack"] == pytest.approx(1.0)
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "GVM++ − knapsack (the peer PROTOCOL.md §4 names): +0.010" in text
+    assert "Description only (picked after the runs): the peer with the highest mean ΔAUC here is greso" in text
+    assert "**secondary (PROTOCOL amendment 1)**" in text and "Secondary (PROTOCOL amendment 1), the same rule for RAFT++. Decision rule (GVM++ − uniform, raftpp" in text
+    assert raftpp["algorithm"] == "raftpp" and text.count("**primary comparison**") == 1

@@ -7,7 +7,8 @@ Per regime × algorithm, from ``<runs>/<regime>/<algorithm>/<arm>/seed<k>.json``
 - **the primary comparison** (docs/study/PROTOCOL.md): GVM++ minus uniform, GRPO, paired ΔAUC of mean@k
   against generated samples, 0 … B (the regime's budget), with a paired-t and a BCa bootstrap 95 %
   interval over the seeds both arms ran;
-- secondary, and labelled so: every other arm minus uniform, GVM++ minus the strongest peer; the same
+- secondary, and labelled so: every other arm minus uniform, GVM++ minus the peer PROTOCOL.md names
+  (``NAMED_PEER``; the best peer by mean ΔAUC is shown beside it, as description only); the same
   for greedy accuracy; samples to reach each pre-registered level (π0's mean@k + 0.05, + 0.10, + 0.15,
   interpolated between evaluations) with how many runs never reached it; accuracy at equal final spend
   (mean@k and greedy read on each curve at B); the final test (512 problems, mean@8 and greedy) with the
@@ -30,8 +31,10 @@ from gvmlit.study.stats import area_under_curve, bca_interval, curve_value, firs
 
 #: pre-registered accuracy levels: π0's mean@k (mean over the comparison's runs) plus these
 LEVEL_GAINS = (0.05, 0.10, 0.15)
-#: the peers GVM++ is compared with (the strongest of them on the tuning regimes is named in PROTOCOL.md)
+#: the peers GVM++ is compared with
 PEERS = ("zero_variance_filter", "gvm", "knapsack", "greso", "dapo", "pilot_commit")
+#: the peer of the secondary GVM++-vs-peer comparison, named a priori (docs/study/PROTOCOL.md §4)
+NAMED_PEER = "knapsack"
 ARM_ORDER = ("uniform", "gvmpp", "gvmpp_stop", "zero_variance_filter", "gvm", "knapsack", "greso", "dapo", "pilot_commit")
 
 
@@ -62,6 +65,8 @@ def run_summary(run: dict, budget: float, levels: list[float]) -> dict:
         "test_greedy": run["test"]["greedy"],
         "test_samples": run["test"].get("samples", run["final"]["samples"]),
         "estimation_share": run.get("behaviour", {}).get("estimation_share", float("nan")),
+        "allocator_share": run.get("behaviour", {}).get("allocator_compute_share", float("nan")),
+        "cpu_seconds": run.get("cpu_seconds", float("nan")),
         "informative_share": run.get("behaviour", {}).get("informative_sample_share", float("nan")),
         "revisit_rate": run.get("revisit", {}).get("revisit_rate", float("nan")),
     }
@@ -81,6 +86,15 @@ def paired(summaries: dict[str, dict[int, dict]], arm: str, reference: str, key:
             "mean": mean, "t_interval": [t_low, t_high], "bca_interval": [b_low, b_high]}  # fmt: skip
 
 
+def cpu_ratio(summaries: dict[str, dict[int, dict]], arm: str) -> float:
+    """A run's whole CPU time (one thread: its wall time on an idle core) over uniform's of the same seed,
+    geometric mean over the seeds both ran (nan without a pair)."""
+    seeds = sorted(set(summaries.get(arm, {})) & set(summaries.get("uniform", {})))
+    ratios = [summaries[arm][s]["cpu_seconds"] / summaries["uniform"][s]["cpu_seconds"] for s in seeds]
+    ratios = [r for r in ratios if np.isfinite(r) and r > 0]
+    return float(np.exp(np.mean(np.log(ratios)))) if ratios else float("nan")
+
+
 def compare(runs: list[dict]) -> dict:
     """All numbers of one regime × algorithm."""
     budget = float(runs[0]["budget"])
@@ -93,14 +107,16 @@ def compare(runs: list[dict]) -> dict:
     against_uniform = {arm: paired(summaries, arm, "uniform") for arm in arms if arm != "uniform"}
     greedy_against_uniform = {arm: paired(summaries, arm, "uniform", "auc_greedy") for arm in arms if arm != "uniform"}
     peers = [a for a in arms if a in PEERS and against_uniform.get(a)]
-    strongest = max(peers, key=lambda a: against_uniform[a]["mean"]) if peers else None
+    best = max(peers, key=lambda a: against_uniform[a]["mean"]) if peers else None
+    cost = {arm: cpu_ratio(summaries, arm) for arm in arms if arm != "uniform"}
     return {
         "regime": runs[0]["regime"], "algorithm": runs[0]["algorithm"], "split": runs[0]["split"], "budget": budget,
         "pi0_mean_at_k": start, "levels": levels, "arms": arms,
         "summaries": {arm: [summaries[arm][s] for s in sorted(summaries[arm])] for arm in arms},
         "against_uniform": against_uniform, "greedy_against_uniform": greedy_against_uniform,
-        "strongest_peer": strongest,
-        "gvmpp_against_strongest_peer": paired(summaries, "gvmpp", strongest) if strongest else None,
+        "named_peer": NAMED_PEER, "gvmpp_against_named_peer": paired(summaries, "gvmpp", NAMED_PEER),
+        "best_peer_by_mean": best, "gvmpp_against_best_peer": paired(summaries, "gvmpp", best) if best else None,
+        "cpu_ratio_to_uniform": cost,
         "gvmpp_stop_against_gvmpp": paired(summaries, "gvmpp_stop", "gvmpp"),
     }  # fmt: skip
 
@@ -114,6 +130,16 @@ def _interval(result: dict | None, digits: int = 3) -> str:
     t = f"[{f.format(low_t)}, {f.format(high_t)}]" if np.isfinite(low_t) else "[n/a]"
     b = f"[{f.format(low_b)}, {f.format(high_b)}]" if np.isfinite(low_b) else "[n/a]"
     return f"{f.format(result['mean'])} t{t} BCa{b}"
+
+
+def _nanmean(values) -> float:
+    values = [v for v in values if np.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _share(summaries: list[dict], key: str, digits: int) -> str:
+    value = _nanmean([x[key] for x in summaries])
+    return f"{value:.{digits}f}" if np.isfinite(value) else "–"
 
 
 def _mean_sd(values, digits: int = 3) -> str:
@@ -130,7 +156,8 @@ def table(comparison: dict) -> str:
     head = f"### {c['regime']} ({c['split']}), {c['algorithm']}: budget {budget:.0f} generated samples; π0 mean@k {c['pi0_mean_at_k']:.3f}"
     lines = [head, ""]
     primary = c["against_uniform"].get("gvmpp")
-    label = "primary comparison" if c["algorithm"] == "grpo" and c["split"] == "heldout" else "GVM++ − uniform (tuning regime: not the primary comparison)"
+    label = ("primary comparison" if c["algorithm"] == "grpo" and c["split"] == "heldout" else
+             "secondary (PROTOCOL amendment 1)" if c["split"] == "heldout" else "GVM++ − uniform (tuning regime: not the primary comparison)")  # fmt: skip
     lines.append(f"**{label}**: ΔAUC of mean@k, GVM++ − uniform = {_interval(primary)} over {len(primary['seeds']) if primary else 0} paired seeds.")
     uniform = c["summaries"].get("uniform", [])
     if uniform:
@@ -148,8 +175,9 @@ def table(comparison: dict) -> str:
             f"{_mean_sd([x['test_mean'] for x in s])} | {_mean_sd([x['test_greedy'] for x in s])} | {spend:.3f} | {np.mean([x['final_tokens'] for x in s]):.0f} |"
         )  # fmt: skip
     lines += ["", "Secondary: generated samples to first reach each pre-registered level (mean over the runs that reached it; never = runs that did not):", "",
-              "| arm | " + " | ".join(f"to {lv:.3f} (π0 + {g:.2f})" for lv, g in zip(c["levels"], LEVEL_GAINS)) + " | estimation share of epoch time | informative sample share | revisit rate |",
-              "|---|" + "---|" * (len(c["levels"]) + 3)]  # fmt: skip
+              "| arm | " + " | ".join(f"to {lv:.3f} (π0 + {g:.2f})" for lv, g in zip(c["levels"], LEVEL_GAINS))
+              + " | allocator's own computation, share of epoch time | pilot rounds, share of epoch time (pilots kept and trained on, except gvm) | run CPU time ÷ uniform's | informative sample share | revisit rate |",
+              "|---|" + "---|" * (len(c["levels"]) + 5)]  # fmt: skip
     for arm in c["arms"]:
         s = c["summaries"][arm]
         cells = []
@@ -157,11 +185,14 @@ def table(comparison: dict) -> str:
             reached = [x["to_level"][k] for x in s if np.isfinite(x["to_level"][k])]
             never = len(s) - len(reached)
             cells.append((f"{np.mean(reached):.0f}" if reached else "–") + f" (never {never}/{len(s)})")
-        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {np.nanmean([x['estimation_share'] for x in s]):.3f} | "
-                     f"{np.nanmean([x['informative_share'] for x in s]):.2f} | {np.nanmean([x['revisit_rate'] for x in s]):.2f} |")  # fmt: skip
-    peer = c["strongest_peer"]
-    if peer:
-        lines += ["", f"Secondary: the strongest peer here by mean ΔAUC is **{peer}**; GVM++ − {peer}: {_interval(c['gvmpp_against_strongest_peer'])}."]
+        ratio = c["cpu_ratio_to_uniform"].get(arm, 1.0)
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {_share(s, 'allocator_share', 4)} | {_share(s, 'estimation_share', 3)} | "
+                     f"{ratio:.2f} | {_nanmean([x['informative_share'] for x in s]):.2f} | {_nanmean([x['revisit_rate'] for x in s]):.2f} |")  # fmt: skip
+    if c["gvmpp_against_named_peer"]:
+        lines += ["", f"Secondary: GVM++ − {c['named_peer']} (the peer PROTOCOL.md §4 names): {_interval(c['gvmpp_against_named_peer'])}."]
+    best = c["best_peer_by_mean"]
+    if best and best != c["named_peer"]:
+        lines.append(f"Description only (picked after the runs): the peer with the highest mean ΔAUC here is {best}; GVM++ − {best}: {_interval(c['gvmpp_against_best_peer'])}.")
     if c.get("gvmpp_stop_against_gvmpp"):
         lines.append(f"GVM++ without re-spending (gvmpp_stop) − GVM++: {_interval(c['gvmpp_stop_against_gvmpp'])}.")
     return "\n".join(lines) + "\n"
@@ -245,7 +276,7 @@ def paired_p_value(differences) -> float:
     return 2 * (1 - t_cdf(abs(t), d.size - 1))
 
 
-def decision(comparisons: list[dict], arm: str = "gvmpp", algorithm: str = "grpo") -> list[str]:
+def decision(comparisons: list[dict], arm: str = "gvmpp", algorithm: str = "grpo", label: str = "") -> list[str]:
     """The pre-registered decision rule (docs/study/PROTOCOL.md §2) on the held-out regimes: per regime
     "beats", "is worse than" or "no difference detected" from the paired-t 95 % interval of ΔAUC, then the
     overall claim with Holm's correction over the regimes (the smallest p-value's interval at 1 − α/m, the
@@ -255,7 +286,7 @@ def decision(comparisons: list[dict], arm: str = "gvmpp", algorithm: str = "grpo
     if not rows:
         return []
     name = {"gvmpp": "GVM++"}.get(arm, arm)
-    lines = [f"Decision rule ({name} − uniform, {algorithm}, ΔAUC of mean@k, paired-t 95 %):", ""]
+    lines = [f"{label}Decision rule ({name} − uniform, {algorithm}, ΔAUC of mean@k, paired-t 95 %):", ""]
     for regime, r in rows:
         low, high = r["t_interval"]
         verdict = (f"{name} beats uniform on {regime} per generated sample" if low > 0 else
@@ -291,6 +322,7 @@ def analyze(runs_root: Path | list[Path], out: Path, plots: bool = True) -> list
     where = ", ".join(f"`{root.name}/`" for root in roots)
     text = ["# Study results", "", f"Rebuilt by `python bench/study.py analyze` from {len(runs)} run files under {where}.", ""]
     text += decision(comparisons)
+    text += decision(comparisons, algorithm="raftpp", label="Secondary (PROTOCOL amendment 1), the same rule for RAFT++. ")
     text += [table(c) for c in comparisons]
     (out / "results.md").write_text("\n".join(text))
     (out / "results.json").write_text(json.dumps(comparisons, indent=1, default=float))
