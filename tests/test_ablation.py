@@ -214,3 +214,5 @@ def test_the_named_peer_is_compared_and_raftpp_is_secondary(tmp_path):
     assert "Description only (picked after the runs): the peer with the highest mean ΔAUC here is greso" in text
     assert "**secondary (PROTOCOL amendment 1)**" in text and "Secondary (PROTOCOL amendment 1), the same rule for RAFT++. Decision rule (GVM++ − uniform, raftpp" in text
     assert raftpp["algorithm"] == "raftpp" and text.count("**primary comparison**") == 1
+    # the overview: one row per arm, one column per regime; GVM++'s ends differ from uniform's by 0.02, 0.03, 0.04
+    assert "| gvmpp | +0.015 [+0.003, +0.027] (3) |" in text and "| greso | +0.050 [+0.050, +0.050] (3) |" in text

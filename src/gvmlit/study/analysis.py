@@ -198,6 +198,31 @@ def table(comparison: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def overview(comparisons: list[dict], split: str = "heldout") -> list[str]:
+    """One table per algorithm: rows the arms, columns the regimes of ``split``, each cell ΔAUC of mean@k
+    against uniform with its paired-t 95 % interval and the number of paired seeds."""
+    lines = []
+    for algorithm in sorted({c["algorithm"] for c in comparisons if c["split"] == split}):
+        group = [c for c in comparisons if c["split"] == split and c["algorithm"] == algorithm]
+        arms = sorted({a for c in group for a in c["arms"] if a != "uniform"}, key=lambda a: (ARM_ORDER.index(a) if a in ARM_ORDER else len(ARM_ORDER), a))
+        lines += [f"Every arm − uniform, {algorithm}, {split} regimes: ΔAUC of mean@k [paired-t 95 %] (n paired seeds)"
+                  + (" — GVM++'s row is the primary comparison, every other row secondary:" if algorithm == "grpo" and split == "heldout" else ", secondary:"), "",
+                  "| arm | " + " | ".join(c["regime"] for c in group) + " |", "|---|" + "---|" * len(group)]  # fmt: skip
+        for arm in arms:
+            cells = []
+            for c in group:
+                r = c["against_uniform"].get(arm)
+                if not r:
+                    cells.append("–")
+                    continue
+                low, high = r["t_interval"]
+                interval = f"[{low:+.3f}, {high:+.3f}]" if np.isfinite(low) else "[n/a]"
+                cells.append(f"{r['mean']:+.3f} {interval} ({len(r['seeds'])})")
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 def plot_curves(comparison: dict, runs: list[dict], path: Path) -> None:
     """:func:`curves_figure`, written to ``path``."""
     from gvmlit.plots import save_figure
@@ -323,6 +348,7 @@ def analyze(runs_root: Path | list[Path], out: Path, plots: bool = True) -> list
     text = ["# Study results", "", f"Rebuilt by `python bench/study.py analyze` from {len(runs)} run files under {where}.", ""]
     text += decision(comparisons)
     text += decision(comparisons, algorithm="raftpp", label="Secondary (PROTOCOL amendment 1), the same rule for RAFT++. ")
+    text += overview(comparisons)
     text += [table(c) for c in comparisons]
     (out / "results.md").write_text("\n".join(text))
     (out / "results.json").write_text(json.dumps(comparisons, indent=1, default=float))
