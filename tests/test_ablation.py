@@ -194,7 +194,7 @@ def test_the_named_peer_is_compared_and_raftpp_is_secondary(tmp_path):
     """GVM++ is compared with the peer PROTOCOL.md names (knapsack), not with whichever peer did best (that
     one is shown as description only); a held-out RAFT++ comparison is labelled secondary, with its own
     decision lines; run CPU time is a paired ratio to uniform's."""
-    from gvmlit.study.analysis import analyze
+    from gvmlit.study.analysis import analyze, compare
 
     ends = {"uniform": 0.60, "gvmpp": 0.62, "knapsack": 0.61, "greso": 0.70}
     for algorithm in ("grpo", "raftpp"):
@@ -214,5 +214,11 @@ def test_the_named_peer_is_compared_and_raftpp_is_secondary(tmp_path):
     assert "Description only (picked after the runs): the peer with the highest mean ΔAUC here is greso" in text
     assert "**secondary (PROTOCOL amendment 1)**" in text and "Secondary (PROTOCOL amendment 1), the same rule for RAFT++. Decision rule (GVM++ − uniform, raftpp" in text
     assert raftpp["algorithm"] == "raftpp" and text.count("**primary comparison**") == 1
+    # π0's level base is a mean over seeds: an arm run on fewer seeds does not move it
+    runs = [_synthetic_run("uniform", seed, 0.6) for seed in range(3)] + [_synthetic_run("gvm", 0, 0.6)]
+    for seed, run in enumerate(runs[:3]):
+        run["curve"][0]["mean_at_k"] = 0.3 + 0.03 * seed
+    runs[3]["curve"][0]["mean_at_k"] = 0.3
+    assert compare(runs)["pi0_mean_at_k"] == pytest.approx(0.33)
     # the overview: one row per arm, one column per regime; GVM++'s ends differ from uniform's by 0.02, 0.03, 0.04
     assert "| gvmpp | +0.015 [+0.003, +0.027] (3) |" in text and "| greso | +0.050 [+0.050, +0.050] (3) |" in text

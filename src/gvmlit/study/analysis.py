@@ -98,7 +98,10 @@ def cpu_ratio(summaries: dict[str, dict[int, dict]], arm: str) -> float:
 def compare(runs: list[dict]) -> dict:
     """All numbers of one regime × algorithm."""
     budget = float(runs[0]["budget"])
-    start = float(np.mean([r["curve"][0]["mean_at_k"] for r in runs]))
+    by_seed: dict[int, list[float]] = defaultdict(list)  # π0 is the same for every arm of a seed: weigh seeds, not runs,
+    for r in runs:  # so the levels do not move when an arm with fewer seeds is added
+        by_seed[r["seed"]].append(r["curve"][0]["mean_at_k"])
+    start = float(np.mean([np.mean(values) for values in by_seed.values()]))
     levels = [round(start + gain, 4) for gain in LEVEL_GAINS]
     summaries: dict[str, dict[int, dict]] = defaultdict(dict)
     for run in runs:
