@@ -189,8 +189,9 @@ def table(comparison: dict) -> str:
             never = len(s) - len(reached)
             cells.append((f"{np.mean(reached):.0f}" if reached else "–") + f" (never {never}/{len(s)})")
         ratio = c["cpu_ratio_to_uniform"].get(arm, 1.0)
+        cost = f"{ratio:.2f}" if np.isfinite(ratio) else "–"
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {_share(s, 'allocator_share', 4)} | {_share(s, 'estimation_share', 3)} | "
-                     f"{ratio:.2f} | {_nanmean([x['informative_share'] for x in s]):.2f} | {_nanmean([x['revisit_rate'] for x in s]):.2f} |")  # fmt: skip
+                     f"{cost} | {_nanmean([x['informative_share'] for x in s]):.2f} | {_nanmean([x['revisit_rate'] for x in s]):.2f} |")  # fmt: skip
     if c["gvmpp_against_named_peer"]:
         lines += ["", f"Secondary: GVM++ − {c['named_peer']} (the peer PROTOCOL.md §4 names): {_interval(c['gvmpp_against_named_peer'])}."]
     best = c["best_peer_by_mean"]
