@@ -285,7 +285,7 @@ def deltas_figure(comparisons: list[dict]):
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(rows)), [f"{group}: {arm}" for group, arm, _ in rows], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("ΔAUC of mean@k against uniform (paired over seeds; thick: t 95 %, thin: BCa 95 %)")
+    ax.set_xlabel("ΔAUC of mean@k against uniform, paired over seeds\n(thick: paired-t 95 %, thin: BCa 95 %)")
     ax.set_title("Every arm against uniform, per generated sample")
     ax.set_ylabel("regime/algorithm: arm")
     ax.grid(axis="x", alpha=0.3)
