@@ -274,7 +274,7 @@ def deltas_figure(comparisons: list[dict]):
     rows = [(f"{c['regime']}/{c['algorithm']}", arm, r) for c in comparisons for arm, r in c["against_uniform"].items() if r]
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 0.28 * len(rows) + 1.4))
+    fig, ax = plt.subplots(figsize=(7.5, 0.28 * len(rows) + 1.8))
     for y, (group, arm, r) in enumerate(rows):
         color = "C3" if arm == "gvmpp" else "C0"
         if np.isfinite(r["bca_interval"][0]):
