@@ -29,7 +29,7 @@ import numpy as np
 
 from gvmlit.study.stats import area_under_curve, bca_interval, curve_value, first_reaching, paired_t_interval, t_cdf
 
-#: pre-registered accuracy levels: π0's mean@k (mean over the comparison's runs) plus these
+#: pre-registered accuracy levels: π0's mean@k (mean over the comparison's seeds) plus these
 LEVEL_GAINS = (0.05, 0.10, 0.15)
 #: the peers GVM++ is compared with
 PEERS = ("zero_variance_filter", "gvm", "knapsack", "greso", "dapo", "pilot_commit")
