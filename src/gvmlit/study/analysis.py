@@ -27,7 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from gvmlit.study.stats import area_under_curve, bca_interval, curve_value, first_reaching, paired_t_interval, t_cdf
+from gvmlit.study.stats import (
+    area_under_curve,
+    bca_interval,
+    curve_value,
+    first_reaching,
+    paired_t_interval,
+    t_cdf,
+)
 
 #: pre-registered accuracy levels: π0's mean@k (mean over the comparison's seeds) plus these
 LEVEL_GAINS = (0.05, 0.10, 0.15)
@@ -124,15 +131,20 @@ def compare(runs: list[dict]) -> dict:
     }  # fmt: skip
 
 
+def _bounds(low: float, high: float, digits: int = 3) -> str:
+    """``[low, high]`` with signs, or ``[n/a]`` for an interval that could not be computed."""
+    return f"[{low:+.{digits}f}, {high:+.{digits}f}]" if np.isfinite(low) else "[n/a]"
+
+
+def _number(value: float, digits: int) -> str:
+    """``value`` to ``digits`` decimals, or – when there is none (nan)."""
+    return f"{value:.{digits}f}" if np.isfinite(value) else "–"
+
+
 def _interval(result: dict | None, digits: int = 3) -> str:
     if not result:
         return "–"
-    low_t, high_t = result["t_interval"]
-    low_b, high_b = result["bca_interval"]
-    f = f"{{:+.{digits}f}}"
-    t = f"[{f.format(low_t)}, {f.format(high_t)}]" if np.isfinite(low_t) else "[n/a]"
-    b = f"[{f.format(low_b)}, {f.format(high_b)}]" if np.isfinite(low_b) else "[n/a]"
-    return f"{f.format(result['mean'])} t{t} BCa{b}"
+    return f"{result['mean']:+.{digits}f} t{_bounds(*result['t_interval'], digits)} BCa{_bounds(*result['bca_interval'], digits)}"
 
 
 def _nanmean(values) -> float:
@@ -141,8 +153,7 @@ def _nanmean(values) -> float:
 
 
 def _share(summaries: list[dict], key: str, digits: int) -> str:
-    value = _nanmean([x[key] for x in summaries])
-    return f"{value:.{digits}f}" if np.isfinite(value) else "–"
+    return _number(_nanmean([x[key] for x in summaries]), digits)
 
 
 def _mean_sd(values, digits: int = 3) -> str:
@@ -188,8 +199,7 @@ def table(comparison: dict) -> str:
             reached = [x["to_level"][k] for x in s if np.isfinite(x["to_level"][k])]
             never = len(s) - len(reached)
             cells.append((f"{np.mean(reached):.0f}" if reached else "–") + f" (never {never}/{len(s)})")
-        ratio = c["cpu_ratio_to_uniform"].get(arm, 1.0)
-        cost = f"{ratio:.2f}" if np.isfinite(ratio) else "–"
+        cost = _number(c["cpu_ratio_to_uniform"].get(arm, 1.0), 2)
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {_share(s, 'allocator_share', 4)} | {_share(s, 'estimation_share', 3)} | "
                      f"{cost} | {_nanmean([x['informative_share'] for x in s]):.2f} | {_nanmean([x['revisit_rate'] for x in s]):.2f} |")  # fmt: skip
     if c["gvmpp_against_named_peer"]:
@@ -219,9 +229,7 @@ def overview(comparisons: list[dict], split: str = "heldout") -> list[str]:
                 if not r:
                     cells.append("–")
                     continue
-                low, high = r["t_interval"]
-                interval = f"[{low:+.3f}, {high:+.3f}]" if np.isfinite(low) else "[n/a]"
-                cells.append(f"{r['mean']:+.3f} {interval} ({len(r['seeds'])})")
+                cells.append(f"{r['mean']:+.3f} {_bounds(*r['t_interval'])} ({len(r['seeds'])})")
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
